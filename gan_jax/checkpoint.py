@@ -1,0 +1,82 @@
+"""Checkpoints of the GANState with orbax: save every N steps, keep the last few, resume.
+
+Orbax writes each checkpoint into a temporary directory and renames it when complete, so a run
+killed mid-save leaves no checkpoint that looks finished. A checkpoint that is finished but
+unreadable (a damaged disk, a file removed by hand) is skipped with a warning and the previous
+one used.
+"""
+
+from __future__ import annotations
+
+from absl import logging
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(ValueError):
+  """No usable checkpoint, or one that does not fit the model."""
+
+
+class Checkpointer:
+  """A thin wrapper around `ocp.CheckpointManager` for one pytree state."""
+
+  def __init__(self, directory: str, max_to_keep: int = 3):
+    self.directory = directory
+    self.manager = ocp.CheckpointManager(
+        directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def save(self, step: int, state, force: bool = False) -> None:
+    """Saves (asynchronously) unless this step is already saved."""
+    if step in self.manager.all_steps():
+      return
+    self.manager.save(step, args=ocp.args.StandardSave(state), force=force)
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def restore_latest(self, target):
+    """Restores the newest readable checkpoint into `target`'s structure, shapes and shardings.
+
+    Args:
+      target: a state with the expected structure (e.g. the freshly initialised one).
+
+    Returns:
+      (state, step), or (None, None) if there is no checkpoint.
+
+    Raises:
+      CheckpointError: checkpoints exist but none is readable, or they hold another model.
+    """
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    if not steps:
+      return None, None
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    errors = []
+    for step in steps:
+      try:
+        state = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        return state, step
+      except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
+        message = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        errors.append((step, message))
+        if _is_mismatch(message):
+          raise CheckpointError(
+              f'The checkpoint at step {step} in {self.directory} does not fit this model '
+              f'({message}). Use a new --workdir, or the config the run was made with.') from e
+        logging.warning('Checkpoint at step %d in %s is unreadable (%s); trying an older one.',
+                        step, self.directory, message)
+    raise CheckpointError(
+        f'No readable checkpoint in {self.directory} (tried steps {[s for s, _ in errors]}; '
+        f'newest error: {errors[0][1]}). Move the directory away to start afresh.')
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def _is_mismatch(message: str) -> bool:
+  lowered = message.lower()
+  return any(w in lowered for w in ('shape', 'structure', 'dtype', 'mismatch', 'missing key',
+                                    'does not match', 'tree'))

@@ -1,0 +1,174 @@
+"""Datasets: TFDS splits as float arrays, and the epoch-wise shuffled minibatch order.
+
+The datasets of the paper are small enough to live on the devices whole, so this module only
+loads each split once into a NumPy array of shape [N, H, W, C]; the training loop puts the
+training split on every device and gathers each minibatch inside the compiled step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+
+class DataError(ValueError):
+  """A dataset cannot be found, prepared or understood."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """How one dataset is read.
+
+  Attributes:
+    tfds_name: the TFDS name (with config), e.g. 'mnist' or 'tfd/48x48_fold0'.
+    manual: True if TFDS cannot download it and the user must supply the raw file.
+  """
+  tfds_name: str
+  manual: bool = False
+
+
+DATASETS = {
+    'mnist': DatasetSpec('mnist'),
+    'cifar10': DatasetSpec('cifar10'),
+    'tfd': DatasetSpec('tfd/48x48_fold0', manual=True),
+    'tfd96': DatasetSpec('tfd/96x96_fold0', manual=True),
+}
+PREPROCESSING = ('unit', 'gcn')
+
+
+def _tfds_name(data_config) -> str:
+  if data_config.name not in DATASETS:
+    raise DataError(f"Unknown dataset '{data_config.name}': choose one of {sorted(DATASETS)}.")
+  name = DATASETS[data_config.name].tfds_name
+  fold = data_config.get('fold', 0)
+  return name.replace('fold0', f'fold{fold}') if 'fold0' in name else name
+
+
+def _builder(data_config):
+  import tensorflow_datasets as tfds  # Heavy (TensorFlow): imported only when data is needed.
+
+  name = _tfds_name(data_config)
+  if name.startswith('tfd/'):
+    from gan_jax.datasets import tfd  # pylint: disable=unused-import  (registers the builder)
+  return tfds.builder(name, data_dir=data_config.data_dir or None)
+
+
+def check_available(data_config) -> None:
+  """Raises DataError early (before any model is built) when a manual dataset's file is missing."""
+  if not DATASETS.get(data_config.name, DatasetSpec('')).manual:
+    return
+  builder = _builder(data_config)
+  if builder.is_prepared():
+    return
+  from gan_jax.datasets import tfd
+
+  resolution = 96 if '96x96' in builder.builder_config.name else 48
+  manual_dir = data_config.manual_dir or None
+  if tfd.find_manual_file(builder.data_dir_root, manual_dir, resolution) is None:
+    raise DataError(tfd.missing_file_message(builder.data_dir_root, manual_dir, resolution))
+
+
+def _prepare(builder, data_config) -> None:
+  import tensorflow_datasets as tfds
+
+  if builder.is_prepared():
+    return
+  where = builder.data_dir_root
+  if not data_config.get('allow_download', True) and not data_config.manual_dir:
+    raise DataError(
+        f"Dataset '{builder.name}' is not prepared in {where} and downloading is off: set "
+        "TFDS_DATA_DIR (or config.data.data_dir) to a directory holding a prepared copy, or "
+        "config.data.manual_dir to the raw files.")
+  try:
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=data_config.manual_dir or None))
+  except Exception as e:  # pylint: disable=broad-except  (TFDS raises many kinds)
+    first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    raise DataError(
+        f"Dataset '{builder.name}' is not prepared in {where} and could not be prepared "
+        f"({type(e).__name__}: {first_line}). Set TFDS_DATA_DIR (or config.data.data_dir) to a "
+        "directory holding a prepared copy, or config.data.manual_dir to the raw files, or run "
+        "once with network access.") from e
+
+
+def preprocess(images: np.ndarray, kind: str, gcn_scale: float = 55.0) -> np.ndarray:
+  """uint8 images -> float32.
+
+  Args:
+    images: [N, H, W, C] uint8.
+    kind: 'unit' divides by 255 (MNIST, TFD: pylearn2's scale=True, not binarised); 'gcn' is
+      pylearn2's global contrast normalisation: subtract each image's mean, then scale each image
+      to L2 norm `gcn_scale` (CIFAR-10).
+    gcn_scale: the target norm for 'gcn'.
+
+  Returns:
+    float32 images of the same shape.
+  """
+  x = images.astype(np.float32)
+  if kind == 'unit':
+    return x / 255.0
+  if kind == 'gcn':
+    flat = x.reshape(len(x), -1)
+    flat = flat - flat.mean(axis=1, keepdims=True)
+    norms = np.sqrt(np.square(flat).sum(axis=1, keepdims=True))
+    norms[norms < 1e-8] = 1.0  # pylearn2's min_divisor: leave constant images at zero.
+    return (gcn_scale * flat / norms).reshape(x.shape).astype(np.float32)
+  raise DataError(f"Unknown preprocessing '{kind}': choose one of {PREPROCESSING}.")
+
+
+def load_split(data_config, split: str) -> np.ndarray:
+  """Loads one TFDS split (e.g. 'train[:50000]') as preprocessed float32 [N, H, W, C]."""
+  import tensorflow_datasets as tfds
+
+  builder = _builder(data_config)
+  _prepare(builder, data_config)
+  ds = builder.as_dataset(split=split, batch_size=-1)
+  images = tfds.as_numpy(ds)['image']
+  if images.ndim == 3:
+    images = images[..., None]
+  if len(images) == 0:
+    raise DataError(f"Split '{split}' of '{builder.name}' is empty: check config.data.*_split.")
+  return preprocess(images, data_config.preprocessing, data_config.get('gcn_scale', 55.0))
+
+
+def load_splits(data_config, which=('train',)) -> dict[str, np.ndarray]:
+  """Loads the named splits ('train', 'valid', 'test') given by `config.data.<which>_split`."""
+  return {w: load_split(data_config, data_config[f'{w}_split']) for w in which}
+
+
+class EpochSampler:
+  """The minibatch order: each epoch a fresh permutation of the training set, from (seed, epoch).
+
+  Minibatch m (counting all minibatches since step 0) is slice m % per_epoch of the permutation of
+  epoch m // per_epoch. The order depends only on the seed and m, never on past calls, so a
+  resumed run sees exactly the batches the uninterrupted run would.
+  """
+
+  def __init__(self, num_examples: int, batch_size: int, seed: int):
+    if batch_size > num_examples:
+      raise DataError(f'Batch size {batch_size} exceeds the {num_examples} training examples: '
+                      'lower config.train.batch_size.')
+    self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
+    self.per_epoch = num_examples // batch_size  # The last partial batch is dropped.
+    self._cache: tuple[int, np.ndarray] | None = None
+
+  def _permutation(self, epoch: int) -> np.ndarray:
+    if self._cache is None or self._cache[0] != epoch:
+      rng = np.random.default_rng([self.seed, epoch])
+      self._cache = (epoch, rng.permutation(self.num_examples).astype(np.int32))
+    return self._cache[1]
+
+  def indices(self, first_minibatch: int, count: int) -> np.ndarray:
+    """Indices of `count` consecutive minibatches, shape [count, batch_size]."""
+    out = np.empty((count, self.batch_size), np.int32)
+    for i in range(count):
+      epoch, pos = divmod(first_minibatch + i, self.per_epoch)
+      out[i] = self._permutation(epoch)[pos * self.batch_size:(pos + 1) * self.batch_size]
+    return out
+
+
+def default_data_dir() -> str | None:
+  """TFDS's data dir as the user set it (TFDS_DATA_DIR), for logging."""
+  return os.environ.get('TFDS_DATA_DIR')

@@ -1,0 +1,245 @@
+"""Builds everything from a config and owns the host loop: train, log, sample, checkpoint, evaluate."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+import numpy as np
+
+from gan_jax import checkpoint
+from gan_jax import data
+from gan_jax import models
+from gan_jax import optim
+from gan_jax import state as state_lib
+from gan_jax import train_step
+from gan_jax import validation
+from gan_jax import workdir as workdir_lib
+from gan_jax import writers
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (e.g. a NaN); the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class Experiment:
+  """Everything built from a config, shared by training, evaluation and figures."""
+  config: object
+  g_model: object
+  d_model: object
+  g_tx: object
+  d_tx: object
+  spec: train_step.StepSpec
+  image_shape: tuple
+  devices: list
+  replicated: NamedSharding
+
+  def __post_init__(self):
+    self.g_apply = jax.jit(self.g_model.apply)  # G in evaluation mode (it has no dropout).
+
+  def initial_state(self, train_images: np.ndarray | None):
+    key = jax.random.key(self.config.seed)
+    bias_images = train_images if self.config.model.g_output_bias_from_marginals else None
+    state = state_lib.create_state(key, self.g_model, self.d_model, self.g_tx, self.d_tx,
+                                   self.spec.z_dim, self.image_shape, bias_images)
+    return jax.device_put(state, self.replicated)
+
+  def generate(self, g_params, num: int, key, batch_size: int = 1000) -> np.ndarray:
+    """Draws `num` samples from G in evaluation mode, as float32 [num, H, W, C] on the host."""
+    out = []
+    for i, start in enumerate(range(0, num, batch_size)):
+      n = min(batch_size, num - start)
+      z = models.sample_prior(jax.random.fold_in(key, i), (n, self.spec.z_dim), self.spec.prior)
+      out.append(np.asarray(self.g_apply(g_params, z)))
+    return np.concatenate(out)
+
+
+def build(config, train_size: int, image_shape) -> Experiment:
+  """Builds the models, optimisers and step settings for `config`."""
+  devices = jax.local_devices()
+  spec = train_step.StepSpec(
+      update=config.train.update_rule, k_steps=config.train.k_steps,
+      generator_loss=config.train.generator_loss, z_dim=config.model.z_dim,
+      prior=config.model.prior, max_col_norm=config.optim.max_col_norm)
+  batch = config.train.batch_size
+  mesh = Mesh(np.array(jax.devices()), ('batch',))
+  return Experiment(
+      config=config,
+      g_model=models.build_generator(config.model, image_shape),
+      d_model=models.build_discriminator(config.model),
+      g_tx=optim.build_optimizer(config.optim, batch, train_size),
+      d_tx=optim.build_optimizer(config.optim, batch, train_size),
+      spec=spec,
+      image_shape=tuple(image_shape),
+      devices=devices,
+      replicated=NamedSharding(mesh, PartitionSpec()))
+
+
+def _next_event(step: int, config) -> int:
+  """The next step at which the host has something to do (log, sample, save, eval, stop)."""
+  t = config.train
+  intervals = [t.log_every, t.checkpoint_every, t.sample_every]
+  if config.eval.every:
+    intervals.append(config.eval.every)
+  nxt = min((step // i + 1) * i for i in intervals)
+  return min(nxt, t.num_steps)
+
+
+def _first_bad(pending: list[dict], first_step: int) -> tuple[int, str] | None:
+  """Finds the first step whose 'finite' flag is off, and the quantity that went bad."""
+  step = first_step
+  for chunk in pending:
+    flags = np.asarray(chunk['finite'])
+    for i, ok in enumerate(flags):
+      if not ok:
+        for name in ('d_loss', 'g_loss', 'd_grad_norm', 'g_grad_norm'):
+          if not np.isfinite(np.asarray(chunk[name])[i]):
+            return step + i + 1, name
+        return step + i + 1, 'parameters'
+    step += len(flags)
+  return None
+
+
+def train_and_evaluate(config, workdir: str, allow_config_change: bool = False) -> dict:
+  """Trains (resuming from the newest checkpoint in `workdir`) and returns the last metrics.
+
+  Args:
+    config: the experiment config.
+    workdir: the run's directory (created if needed).
+    allow_config_change: resume a run whose config.json differs in more than its length and
+      cadence fields.
+  """
+  num_devices = jax.device_count()
+  validation.validate(config, num_devices)
+  data.check_available(config.data)
+  lead = jax.process_index() == 0
+  workdir_lib.prepare(workdir, config, write=lead, allow_new_config=allow_config_change)
+  logging.info('%d devices (%s), %d process(es); outputs in %s', num_devices,
+               jax.devices()[0].platform, jax.process_count(), os.path.abspath(workdir))
+
+  splits = data.load_splits(config.data, ('train', 'valid') if config.eval.every else ('train',))
+  train_images = splits['train']
+  exp = build(config, len(train_images), train_images.shape[1:])
+  logging.info('Train split %s: %d images of shape %s.', config.data.train_split,
+               len(train_images), train_images.shape[1:])
+
+  state = exp.initial_state(train_images)
+  logging.info('G: %d parameters, D: %d parameters.', state_lib.param_count(state.g_params),
+               state_lib.param_count(state.d_params))
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                 config.train.keep_checkpoints)
+  restored, restored_step = ckpt.restore_latest(state)
+  if restored is not None:
+    state = restored
+    logging.info('Resumed from the checkpoint at step %d.', restored_step)
+  step = int(jax.device_get(state.step))
+
+  metric_writer = writers.MetricWriter(workdir, enabled=lead)
+  metric_writer.truncate_after(step)
+  result = _train_loop(exp, state, step, train_images, splits.get('valid'), ckpt,
+                       metric_writer, workdir, lead)
+  metric_writer.close()
+  ckpt.close()
+  return result
+
+
+def _train_loop(exp, state, step, train_images, valid_images, ckpt, metric_writer, workdir,
+                lead):
+  config = exp.config
+  t = config.train
+  n_local = jax.local_device_count()
+  per_step = exp.spec.minibatches_per_step
+  local_batch = t.batch_size // jax.device_count()
+
+  chunk = train_step.make_train_chunk(
+      train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec))
+  p_chunk = jax.pmap(chunk, axis_name='batch', in_axes=(None, None, 0, None),
+                     out_axes=(None, None), donate_argnums=(0,))
+  images = jax.device_put(train_images, exp.replicated)
+  sampler = data.EpochSampler(len(train_images), t.batch_size, config.seed)
+  rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+  sample_key = jax.random.fold_in(jax.random.key(config.seed), 2)
+  fixed_z = models.sample_prior(sample_key, (100, exp.spec.z_dim), config.model.prior)
+  lr_fn = optim.learning_rate_schedule(config.optim)
+  mom_fn = optim.momentum_schedule(config.optim, t.batch_size, len(train_images))
+  process_slice = slice(jax.process_index() * n_local, (jax.process_index() + 1) * n_local)
+
+  def run_steps(state, first, count):
+    # Indices for the global batch, [count, per_step, B]; each device takes its own slice of B.
+    idx = sampler.indices(first * per_step, count * per_step).reshape(count, per_step, -1)
+    idx = idx.reshape(count, per_step, jax.device_count(), local_batch).transpose(2, 0, 1, 3)
+    return p_chunk(state, images, idx[process_slice], rng)
+
+  pending, pending_from = [], step
+  last_time, last_step = time.time(), step
+  result = {}
+  while step < t.num_steps:
+    target = _next_event(step, config)
+    while step < target:
+      count = min(t.steps_per_call, target - step)
+      if count < t.steps_per_call:
+        count = 1  # Only two compiled lengths: steps_per_call and 1.
+      state, metrics = run_steps(state, step, count)
+      pending.append(metrics)
+      step += count
+
+    bad = _first_bad(pending, pending_from)
+    if bad is not None:
+      ckpt.wait()
+      raise TrainingError(
+          f'Non-finite {bad[1]} at step {bad[0]}: training stopped; the last good checkpoint '
+          f'(step {ckpt.latest_step()}) is kept in {ckpt.directory}. Lower the learning rate or '
+          'change the seed, then rerun to resume from it.')
+
+    if step % t.log_every == 0 or step == t.num_steps:
+      now = time.time()
+      host = {k: np.concatenate([np.atleast_1d(np.asarray(m[k])) for m in pending])
+              for k in pending[0]}
+      result = {k: float(np.mean(v)) for k, v in host.items() if k != 'finite'}
+      steps_per_sec = (step - last_step) / max(now - last_time, 1e-9)
+      result.update(lr=float(lr_fn(step * per_step)), momentum=float(mom_fn(step * per_step)),
+                    steps_per_sec=steps_per_sec, epoch=step * per_step * t.batch_size /
+                    len(train_images))
+      metric_writer.write(step, result)
+      eta = (t.num_steps - step) / max(steps_per_sec, 1e-9)
+      logging.info('step %d/%d  %.1f steps/s  ETA %s  d_loss %.4f  g_loss %.4f  V %.4f  '
+                   'D(x) %.3f  D(G(z)) %.3f', step, t.num_steps, steps_per_sec,
+                   _hms(eta), result['d_loss'], result['g_loss'], result['value'],
+                   result['d_real'], result['d_fake'])
+      pending, pending_from = [], step
+      last_time, last_step = time.time(), step
+
+    if lead and (step % t.sample_every == 0 or step == t.num_steps):
+      grid = writers.image_grid(np.asarray(exp.g_apply(state.g_params, fixed_z)), rows=10,
+                                normalisation=config.data.preprocessing)
+      writers.save_png(os.path.join(workdir, 'samples', f'step_{step:08d}.png'), grid)
+
+    if config.eval.every and (step % config.eval.every == 0 or step == t.num_steps):
+      from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
+
+      ll = evaluation.training_estimate(exp, state.g_params, valid_images, step)
+      metric_writer.write(step, ll)
+      logging.info('step %d  Parzen estimate on validation: %.1f nats (sigma %.3f)', step,
+                   ll['parzen_valid'], ll['parzen_sigma'])
+      result.update(ll)
+
+    if step % t.checkpoint_every == 0 or step == t.num_steps:
+      ckpt.save(step, state)
+  ckpt.wait()
+  return result
+
+
+def _hms(seconds: float) -> str:
+  seconds = int(seconds)
+  return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
+
+
+def config_to_json(config) -> str:
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=list)

@@ -1,0 +1,198 @@
+"""The per-device training step: Algorithm 1 (alternating) and the original code's simultaneous rule.
+
+`make_train_step` returns a pure function `train_step(state, batch, rng) -> (state, metrics)`
+written for one device; gradients are averaged over the named axis `axis_name` so that, mapped
+with `jax.pmap` over all devices, it is data-parallel SGD on the global batch.
+
+Randomness: the step key is `fold_in(rng, state.step)`; every example of the *global* batch then
+gets its own key, `fold_in(step_key, global_example_index)`, with the global index derived from
+`axis_index`. Noise z and dropout masks are drawn per example from those keys, so the update does
+not depend on the number of devices the global batch is split over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax import losses
+from gan_jax import models
+from gan_jax import optim
+from gan_jax.state import GANState
+
+UPDATE_RULES = ('alternating', 'simultaneous')
+
+# Salts separating the random streams of one step.
+_Z, _REAL_DROPOUT, _FAKE_DROPOUT = 0, 1, 2
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+  """Static settings of the step (hashable; from `config.train` and `config.model`).
+
+  Attributes:
+    update: 'alternating' (Algorithm 1: k D steps, each on a fresh minibatch and fresh z, then one
+      G step with fresh z) or 'simultaneous' (the original configs: one minibatch, both gradients at
+      the current parameters through the same D pass, both applied at once).
+    k_steps: D steps per G step (alternating only).
+    generator_loss: 'non_saturating' or 'minimax'.
+    z_dim: size of G's input.
+    prior: 'uniform' or 'gaussian'.
+    max_col_norm: if > 0, pylearn2's column-norm projection after every update.
+  """
+  update: str = 'simultaneous'
+  k_steps: int = 1
+  generator_loss: str = 'non_saturating'
+  z_dim: int = 100
+  prior: str = 'uniform'
+  max_col_norm: float = 0.0
+
+  @property
+  def minibatches_per_step(self) -> int:
+    return self.k_steps if self.update == 'alternating' else 1
+
+
+def _example_keys(key: jax.Array, local_batch: int, axis_name: str | None) -> jax.Array:
+  """One key per example, indexed by the example's position in the global batch."""
+  offset = 0 if axis_name is None else jax.lax.axis_index(axis_name) * local_batch
+  return jax.vmap(jax.random.fold_in, (None, 0))(key, offset + jnp.arange(local_batch))
+
+
+def _pmean(tree, axis_name):
+  return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
+                    d_tx: optax.GradientTransformation, spec: StepSpec,
+                    axis_name: str | None = 'batch') -> Callable:
+  """Builds `train_step(state, batch, rng) -> (state, metrics)` for one device.
+
+  Args:
+    g_model, d_model: generator and discriminator modules.
+    g_tx, d_tx: their optimisers.
+    spec: the static step settings.
+    axis_name: the pmap axis to average gradients over, or None when not mapped.
+
+  Returns:
+    The step. `batch` holds this device's real images, shape [minibatches_per_step, local_batch,
+    H, W, C]; `rng` is the run's base key (the same on every device and step). Metrics are
+    averaged over devices.
+  """
+  if spec.update not in UPDATE_RULES:
+    raise ValueError(f"Unknown update rule '{spec.update}': choose one of {UPDATE_RULES}.")
+
+  def noise(key, local_batch):
+    keys = _example_keys(jax.random.fold_in(key, _Z), local_batch, axis_name)
+    return jax.vmap(lambda k: models.sample_prior(k, (spec.z_dim,), spec.prior))(keys)
+
+  def d_logits(d_params, x, key, salt):
+    keys = _example_keys(jax.random.fold_in(key, salt), x.shape[0], axis_name)
+    return d_model.apply(d_params, x, keys)
+
+  def apply(tx, grads, opt_state, params):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optim.max_col_norm(optax.apply_updates(params, updates), spec.max_col_norm)
+    return params, opt_state
+
+  def finish(state, g_params, g_opt, d_params, d_opt, g_grads, d_grads, metrics):
+    metrics = dict(metrics)
+    metrics['g_grad_norm'] = optax.global_norm(g_grads)
+    metrics['d_grad_norm'] = optax.global_norm(d_grads)
+    norms = jnp.stack([optax.global_norm(g_params), optax.global_norm(d_params)])
+    # One on-device flag for NaN/Inf anywhere (losses, gradients, parameters); the host reads it
+    # with the other metrics, so the guard costs no extra device->host transfer.
+    scalars = jnp.stack([metrics[k] for k in ('d_loss', 'g_loss', 'g_grad_norm', 'd_grad_norm')])
+    metrics['finite'] = jnp.all(jnp.isfinite(scalars)) & jnp.all(jnp.isfinite(norms))
+    new_state = state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
+                              g_opt_state=g_opt, d_opt_state=d_opt)
+    return new_state, metrics
+
+  def simultaneous(state: GANState, batch, rng):
+    x = batch[0]
+    key = jax.random.fold_in(rng, state.step)
+    z = noise(key, x.shape[0])
+
+    def objectives(g_params, d_params):
+      real = d_logits(d_params, x, key, _REAL_DROPOUT)
+      # G's gradient flows through this very pass (same dropout masks) that D's fake loss uses.
+      fake = d_logits(d_params, g_model.apply(g_params, z), key, _FAKE_DROPOUT)
+      aux = losses.discriminator_metrics(real, fake)
+      return (losses.discriminator_loss(real, fake),
+              losses.generator_loss(fake, spec.generator_loss)), aux
+
+    (d_loss, g_loss), pullback, aux = jax.vjp(objectives, state.g_params, state.d_params,
+                                              has_aux=True)
+    one, zero = jnp.ones_like(d_loss), jnp.zeros_like(d_loss)
+    d_grads = pullback((one, zero))[1]  # XLA drops the unused halves of each pullback.
+    g_grads = pullback((zero, one))[0]
+    g_grads, d_grads = _pmean((g_grads, d_grads), axis_name)
+    d_params, d_opt = apply(d_tx, d_grads, state.d_opt_state, state.d_params)
+    g_params, g_opt = apply(g_tx, g_grads, state.g_opt_state, state.g_params)
+    metrics = _pmean(dict(aux, d_loss=d_loss, g_loss=g_loss), axis_name)
+    return finish(state, g_params, g_opt, d_params, d_opt, g_grads, d_grads, metrics)
+
+  def alternating(state: GANState, batch, rng):
+    key = jax.random.fold_in(rng, state.step)
+    local_batch = batch.shape[1]
+
+    def d_step(carry, inputs):
+      d_params, d_opt, _ = carry
+      x, i = inputs
+      sub = jax.random.fold_in(key, i)
+      fake = jax.lax.stop_gradient(g_model.apply(state.g_params, noise(sub, local_batch)))
+
+      def d_objective(d_params):
+        real = d_logits(d_params, x, sub, _REAL_DROPOUT)
+        fake_logits = d_logits(d_params, fake, sub, _FAKE_DROPOUT)
+        return losses.discriminator_loss(real, fake_logits), losses.discriminator_metrics(
+            real, fake_logits)
+
+      (d_loss, aux), grads = jax.value_and_grad(d_objective, has_aux=True)(d_params)
+      grads = _pmean(grads, axis_name)
+      d_params, d_opt = apply(d_tx, grads, d_opt, d_params)
+      return (d_params, d_opt, grads), dict(aux, d_loss=d_loss)
+
+    zero_grads = jax.tree.map(jnp.zeros_like, state.d_params)
+    (d_params, d_opt, d_grads), d_metrics = jax.lax.scan(
+        d_step, (state.d_params, state.d_opt_state, zero_grads),
+        (batch, jnp.arange(spec.k_steps)))
+    # The G step: fresh z and fresh dropout masks, through the updated D.
+    g_key = jax.random.fold_in(key, spec.k_steps)
+
+    def g_objective(g_params):
+      fake = g_model.apply(g_params, noise(g_key, local_batch))
+      return losses.generator_loss(d_logits(d_params, fake, g_key, _FAKE_DROPOUT),
+                                   spec.generator_loss)
+
+    g_loss, g_grads = jax.value_and_grad(g_objective)(state.g_params)
+    g_grads = _pmean(g_grads, axis_name)
+    g_params, g_opt = apply(g_tx, g_grads, state.g_opt_state, state.g_params)
+    # D's metrics are those of the last of its k steps.
+    metrics = jax.tree.map(lambda m: m[-1], d_metrics)
+    metrics = _pmean(dict(metrics, g_loss=g_loss), axis_name)
+    return finish(state, g_params, g_opt, d_params, d_opt, g_grads, d_grads, metrics)
+
+  return simultaneous if spec.update == 'simultaneous' else alternating
+
+
+def make_train_chunk(train_step: Callable) -> Callable:
+  """Runs several steps in one compiled call, gathering each batch from on-device data.
+
+  Returns:
+    `chunk(state, images, indices, rng) -> (state, metrics)`: `images` is the whole training set
+    on this device, [N, H, W, C]; `indices` is [steps, minibatches_per_step, local_batch] into it.
+    Metrics come back stacked, [steps]. Keeping the data on device and indexing it inside the
+    compiled loop means the host only sends a few hundred integers per step.
+  """
+
+  def chunk(state, images, indices, rng):
+    def body(state, idx):
+      return train_step(state, images[idx], rng)
+
+    return jax.lax.scan(body, state, indices)
+
+  return chunk

@@ -1,0 +1,89 @@
+"""Checks a config before anything heavy starts, so a typo costs a second, not a run."""
+
+from __future__ import annotations
+
+from gan_jax import data
+from gan_jax import losses
+from gan_jax import models
+from gan_jax import optim
+from gan_jax import train_step
+
+
+class ConfigError(ValueError):
+  """The config asks for something that does not exist or cannot work."""
+
+
+def _choice(value, allowed, field):
+  if value not in allowed:
+    raise ConfigError(f"Unknown {field} '{value}': choose one of {sorted(allowed)} "
+                      f"(--config.{field}=...).")
+
+
+def _positive(value, field, integer=False):
+  if integer and (not isinstance(value, int) or isinstance(value, bool)):
+    raise ConfigError(f'config.{field} must be an integer, got {value!r}.')
+  if not value > 0:
+    raise ConfigError(f'config.{field} must be positive, got {value!r}.')
+
+
+def validate(config, device_count: int) -> None:
+  """Raises ConfigError with one clear line for the first problem found.
+
+  Args:
+    config: the experiment's ConfigDict.
+    device_count: the number of devices the global batch is split over.
+  """
+  _choice(config.data.name, data.DATASETS, 'data.name')
+  _choice(config.data.preprocessing, data.PREPROCESSING, 'data.preprocessing')
+  _choice(config.model.generator, models.GENERATORS, 'model.generator')
+  _choice(config.model.discriminator, models.DISCRIMINATORS, 'model.discriminator')
+  _choice(config.model.prior, models.PRIORS, 'model.prior')
+  _choice(config.train.update_rule, train_step.UPDATE_RULES, 'train.update_rule')
+  _choice(config.train.generator_loss, losses.GENERATOR_LOSSES, 'train.generator_loss')
+  _choice(config.optim.name, optim.OPTIMIZERS, 'optim.name')
+  m = config.model
+  if not len(m.g_hidden) == len(m.g_activations) == len(m.g_inits) == len(m.g_bias):
+    raise ConfigError('config.model.g_hidden, g_activations, g_inits and g_bias must have the '
+                      f'same length, got {len(m.g_hidden)}, {len(m.g_activations)}, '
+                      f'{len(m.g_inits)}, {len(m.g_bias)}.')
+  for act in list(m.g_activations) + [m.g_output_activation]:
+    _choice(act, models.ACTIVATIONS, 'model.g_activations')
+  for spec in list(m.g_inits) + [m.g_output_init]:
+    try:
+      models.make_init(spec)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+  for field in ('d_input_keep', 'd_hidden_keep'):
+    if not 0.0 < m[field] <= 1.0:
+      raise ConfigError(f'config.model.{field} is a keep probability in (0, 1], got {m[field]}.')
+  _positive(m.z_dim, 'model.z_dim', integer=True)
+  t = config.train
+  _positive(t.batch_size, 'train.batch_size', integer=True)
+  if not isinstance(t.k_steps, int) or t.k_steps < 1:
+    raise ConfigError(f'config.train.k_steps (D steps per G step) must be an integer >= 1, '
+                      f'got {t.k_steps!r}.')
+  if t.update_rule == 'simultaneous' and t.k_steps != 1:
+    raise ConfigError('config.train.k_steps > 1 needs config.train.update_rule=alternating (the '
+                      'simultaneous rule takes one D and one G step per minibatch).')
+  for field in ('num_steps', 'log_every', 'checkpoint_every', 'sample_every', 'steps_per_call',
+                'keep_checkpoints'):
+    _positive(t[field], f'train.{field}', integer=True)
+  if t.batch_size % device_count:
+    raise ConfigError(f'config.train.batch_size={t.batch_size} is not divisible by the '
+                      f'{device_count} devices: use a multiple of {device_count}.')
+  o = config.optim
+  _positive(o.learning_rate, 'optim.learning_rate')
+  if o.lr_decay_factor < 1.0:
+    raise ConfigError(f'config.optim.lr_decay_factor divides the lr every step and must be >= 1, '
+                      f'got {o.lr_decay_factor}.')
+  if o.max_col_norm < 0:
+    raise ConfigError(f'config.optim.max_col_norm must be >= 0 (0 = off), got {o.max_col_norm}.')
+  e = config.eval
+  if e.every < 0:
+    raise ConfigError(f'config.eval.every must be >= 0 (0 = off), got {e.every}.')
+  p = e.parzen
+  for field in ('num_samples', 'valid_size', 'train_num_samples', 'batch_size'):
+    _positive(p[field], f'eval.parzen.{field}', integer=True)
+  if not len(p.sigmas) or min(p.sigmas) <= 0:
+    raise ConfigError(f'config.eval.parzen.sigmas must be non-empty and positive, got '
+                      f'{tuple(p.sigmas)}.')

@@ -1,0 +1,45 @@
+r"""Trains or evaluates a GAN of Goodfellow et al. (2014).
+
+  python launch.py --config=experiments/mnist.py --workdir=runs/mnist
+  python launch.py --config=experiments/mnist.py --workdir=runs/mnist --mode=eval
+
+Config fields are overridden with --config.<section>.<field>=value. Running the same command on
+the same workdir resumes from its newest checkpoint.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+import gan_jax
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
+flags.DEFINE_string('workdir', None, 'Directory holding the run (config, logs, checkpoints).')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'train: train (and resume); eval: Parzen '
+                  'protocol on the newest checkpoint.')
+flags.DEFINE_bool('allow_config_change', False, 'Resume a workdir whose run had another config.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  logging.info('Config:\n%s', FLAGS.config)
+  try:
+    if FLAGS.mode == 'train':
+      gan_jax.train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.allow_config_change)
+    else:
+      gan_jax.evaluate(FLAGS.config, FLAGS.workdir)
+  except gan_jax.USER_ERRORS as e:
+    # A problem with the user's input: one clear line, no traceback, exit status 2.
+    logging.error('%s', e)
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  app.run(main)
