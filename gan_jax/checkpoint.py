@@ -8,6 +8,8 @@ one used.
 
 from __future__ import annotations
 
+import os
+
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
@@ -21,9 +23,10 @@ class Checkpointer:
   """A thin wrapper around `ocp.CheckpointManager` for one pytree state."""
 
   def __init__(self, directory: str, max_to_keep: int = 3):
-    self.directory = directory
+    self.directory = os.path.abspath(directory)  # orbax needs absolute paths.
     self.manager = ocp.CheckpointManager(
-        directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
   def save(self, step: int, state, force: bool = False) -> None:
     """Saves (asynchronously) unless this step is already saved."""

@@ -24,9 +24,11 @@ class DatasetSpec:
   Attributes:
     tfds_name: the TFDS name (with config), e.g. 'mnist' or 'tfd/48x48_fold0'.
     manual: True if TFDS cannot download it and the user must supply the raw file.
+    synthetic: True if it is drawn in code (no TFDS), by `_synthetic_split`.
   """
   tfds_name: str
   manual: bool = False
+  synthetic: bool = False
 
 
 DATASETS = {
@@ -34,7 +36,10 @@ DATASETS = {
     'cifar10': DatasetSpec('cifar10'),
     'tfd': DatasetSpec('tfd/48x48_fold0', manual=True),
     'tfd96': DatasetSpec('tfd/96x96_fold0', manual=True),
+    # Figure 1's 1-D toy problem: N(toy_mean, toy_std^2), see experiments/toy1d.py.
+    'toy1d': DatasetSpec('', synthetic=True),
 }
+SYNTHETIC_SPLITS = ('train', 'valid', 'test')
 PREPROCESSING = ('unit', 'gcn')
 
 
@@ -118,14 +123,42 @@ def preprocess(images: np.ndarray, kind: str, gcn_scale: float = 55.0) -> np.nda
   raise DataError(f"Unknown preprocessing '{kind}': choose one of {PREPROCESSING}.")
 
 
+def _synthetic_split(data_config, split: str) -> np.ndarray:
+  """Draws `toy_size` samples of N(toy_mean, toy_std^2) as float32 [N, 1, 1, 1].
+
+  The draw depends only on (toy_seed, split), so every run and process sees the same data.
+  `preprocessing` does not apply: the samples are used as drawn.
+  """
+  if split not in SYNTHETIC_SPLITS:
+    raise DataError(f"Split '{split}' of the synthetic dataset '{data_config.name}' is unknown: "
+                    f"use one of {SYNTHETIC_SPLITS} in config.data.*_split.")
+  fields = ('toy_mean', 'toy_std', 'toy_size', 'toy_seed')
+  missing = [f for f in fields if data_config.get(f) is None]
+  if missing:
+    raise DataError(f"The synthetic dataset '{data_config.name}' needs config.data."
+                    f"{', config.data.'.join(missing)}: see experiments/toy1d.py.")
+  size, std = int(data_config.toy_size), float(data_config.toy_std)
+  if size <= 0 or std <= 0:
+    raise DataError(f'config.data.toy_size and config.data.toy_std must be positive, got '
+                    f'{size} and {std}.')
+  rng = np.random.default_rng([int(data_config.toy_seed), SYNTHETIC_SPLITS.index(split)])
+  x = rng.normal(float(data_config.toy_mean), std, size)
+  return x.astype(np.float32).reshape(size, 1, 1, 1)
+
+
 def load_split(data_config, split: str) -> np.ndarray:
   """Loads one TFDS split (e.g. 'train[:50000]') as preprocessed float32 [N, H, W, C]."""
+  spec = DATASETS.get(data_config.name)
+  if spec is not None and spec.synthetic:
+    return _synthetic_split(data_config, split)
   import tensorflow_datasets as tfds
 
   builder = _builder(data_config)
   _prepare(builder, data_config)
-  ds = builder.as_dataset(split=split, batch_size=-1)
-  images = tfds.as_numpy(ds)['image']
+  # Batched reading, not batch_size=-1: the latter aborts TF under tfds.testing.mock_data.
+  ds = builder.as_dataset(split=split, batch_size=10_000)
+  batches = [b['image'] for b in tfds.as_numpy(ds)]
+  images = np.concatenate(batches) if batches else np.zeros((0, 1, 1, 1), np.uint8)
   if images.ndim == 3:
     images = images[..., None]
   if len(images) == 0:

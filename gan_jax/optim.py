@@ -8,6 +8,7 @@ time (and here both do, every step and every epoch), so it is written out exactl
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import chex
@@ -20,10 +21,12 @@ OPTIMIZERS = ('sgd_momentum', 'adam')
 
 def learning_rate_schedule(optim_config) -> Callable[[chex.Numeric], chex.Numeric]:
   """lr_t = max(lr / decay_factor**t, min_lr): pylearn2's ExponentialDecay, one decay per update."""
-  lr0, decay, floor = optim_config.learning_rate, optim_config.lr_decay_factor, optim_config.min_lr
+  lr0, floor = optim_config.learning_rate, optim_config.min_lr
+  # log(1.000004) in float64: float32 cannot hold 1.000004 to better than ~1e-2 relative in the log.
+  log_decay = math.log(optim_config.lr_decay_factor)
 
   def schedule(count):
-    lr = lr0 * jnp.exp(-jnp.asarray(count, jnp.float32) * jnp.log(jnp.float32(decay)))
+    lr = lr0 * jnp.exp(-jnp.asarray(count, jnp.float32) * log_decay)
     return jnp.maximum(lr, floor)
 
   return schedule
