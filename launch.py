@@ -19,8 +19,10 @@ import gan_jax
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory holding the run (config, logs, checkpoints).')
-flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'train: train (and resume); eval: Parzen '
-                  'protocol on the newest checkpoint.')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'figures'],
+                  'train: train (and resume); eval: the Parzen protocol on a checkpoint; figures: '
+                  "the paper's Figures 2-3 (and 1 for toy1d) from a checkpoint.")
+flags.DEFINE_integer('step', None, 'eval/figures: the checkpoint step to use (default: newest).')
 flags.DEFINE_bool('allow_config_change', False, 'Resume a workdir whose run had another config.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -32,8 +34,10 @@ def main(argv):
   try:
     if FLAGS.mode == 'train':
       gan_jax.train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.allow_config_change)
+    elif FLAGS.mode == 'eval':
+      gan_jax.evaluate(FLAGS.config, FLAGS.workdir, FLAGS.step)
     else:
-      gan_jax.evaluate(FLAGS.config, FLAGS.workdir)
+      gan_jax.make_figures(FLAGS.config, FLAGS.workdir, FLAGS.step)
   except gan_jax.USER_ERRORS as e:
     # A problem with the user's input: one clear line, no traceback, exit status 2.
     logging.error('%s', e)

@@ -74,6 +74,20 @@ class Checkpointer:
         f'No readable checkpoint in {self.directory} (tried steps {[s for s, _ in errors]}; '
         f'newest error: {errors[0][1]}). Move the directory away to start afresh.')
 
+  def restore(self, target, step: int | None = None):
+    """Restores `step` (default: the newest readable); raises CheckpointError if there is none."""
+    if step is None:
+      state, found = self.restore_latest(target)
+      if state is None:
+        raise CheckpointError(f'No checkpoint in {self.directory}: train first (--mode=train) '
+                              'or point --workdir at a trained run.')
+      return state, found
+    if step not in self.manager.all_steps():
+      raise CheckpointError(f'No checkpoint at step {step} in {self.directory}; it has '
+                            f'{sorted(self.manager.all_steps())}.')
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract)), step
+
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()

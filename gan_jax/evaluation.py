@@ -1,0 +1,101 @@
+"""The paper's evaluation: Parzen-window log-likelihood of test data under G's samples.
+
+Protocol of goodfeli/adversarial's parzen_ll.py: draw `num_samples` samples from G (evaluation
+mode, the training prior), choose sigma from `sigmas` by the mean log-likelihood of the first
+`valid_size` validation images, report the mean log-likelihood of the whole test split at that
+sigma with its standard error (std / sqrt(n), ddof 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import logging
+import jax
+import numpy as np
+
+from gan_jax import checkpoint
+from gan_jax import data
+from gan_jax import parzen
+from gan_jax import run
+from gan_jax import validation
+
+
+def _flat(images: np.ndarray) -> np.ndarray:
+  return np.asarray(images, np.float32).reshape(len(images), -1)
+
+
+def training_estimate(exp: run.Experiment, g_params, valid_images: np.ndarray,
+                      step: int) -> dict:
+  """A cheap progress signal during training: Parzen LL of validation images, best sigma.
+
+  Sigma is chosen on the same images it is scored on, so this is optimistic next to the
+  protocol's test number; it uses a fixed noise key, so successive values are comparable.
+  """
+  del step
+  p = exp.config.eval.parzen
+  samples = exp.generate(g_params, p.train_num_samples, jax.random.key(p.seed), p.batch_size)
+  sigma, curve = parzen.select_sigma(_flat(valid_images[:p.train_valid_size]), _flat(samples),
+                                     tuple(p.sigmas))
+  return {'parzen_valid': float(np.max(curve)), 'parzen_sigma': float(sigma)}
+
+
+def evaluate(config, workdir: str, step: int | None = None) -> dict:
+  """Runs the protocol on the checkpoint at `step` (default: newest) and writes parzen.json.
+
+  With `config.eval.parzen.data_as_samples`, the first `num_samples` training images replace
+  G's samples: the score of an ideal memoriser under this estimator (no checkpoint needed).
+
+  Returns:
+    The record written to `workdir/parzen.json` (or parzen_data_as_samples.json /
+    parzen_step_<step>.json).
+  """
+  validation.validate(config, jax.device_count())
+  p = config.eval.parzen
+  start = time.time()
+  which = ('train', 'valid', 'test') if p.data_as_samples else ('valid', 'test')
+  splits = data.load_splits(config.data, which)
+  valid, test = splits['valid'][:p.valid_size], splits['test']
+  record = {'dataset': config.data.name, 'valid_split': config.data.valid_split,
+            'test_split': config.data.test_split, 'seed': p.seed}
+  if p.data_as_samples:
+    if len(splits['train']) < p.num_samples:
+      raise data.DataError(f'data_as_samples needs {p.num_samples} training images, the split '
+                           f'has {len(splits["train"])}: lower config.eval.parzen.num_samples.')
+    samples = splits['train'][:p.num_samples]
+    record.update(samples='training images', train_split=config.data.train_split)
+    name = 'parzen_data_as_samples.json'
+  else:
+    exp = run.build(config, train_size=len(valid), image_shape=valid.shape[1:])
+    ckpt_dir = os.path.join(workdir, 'checkpoints')
+    if not os.path.isdir(ckpt_dir):
+      raise checkpoint.CheckpointError(
+          f'No checkpoints in {workdir}: train first (--mode=train), or point --workdir at a '
+          'trained run.')
+    ckpt = checkpoint.Checkpointer(ckpt_dir)
+    target = exp.initial_state(None)
+    state, restored = ckpt.restore(target, step)
+    ckpt.close()
+    samples = exp.generate(state.g_params, p.num_samples, jax.random.key(p.seed), p.batch_size)
+    record.update(samples='generator', step=int(restored))
+    name = 'parzen.json' if step is None else f'parzen_step_{int(restored):08d}.json'
+  result = parzen.evaluate(_flat(test), _flat(valid), _flat(samples), tuple(p.sigmas))
+  record.update(
+      mean_ll=result.mean_ll, std_err=result.std_err, sigma=result.sigma,
+      sigmas=[float(s) for s in result.sigmas], valid_ll=[float(v) for v in result.valid_ll],
+      n_samples=result.n_samples, n_valid=result.n_valid, n_test=result.n_test,
+      seconds=round(time.time() - start, 1))
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, name)
+  with open(path + '.tmp', 'w') as f:
+    json.dump(record, f, indent=2)
+  os.replace(path + '.tmp', path)
+  source = 'training images' if p.data_as_samples else f'step {record["step"]}'
+  summary = (f'Parzen log-likelihood {result.mean_ll:.1f} +- {result.std_err:.1f} nats '
+             f'(sigma {result.sigma:.3f}, {result.n_samples} samples from {source}, '
+             f'{result.n_test} test images) -> {path}')
+  logging.info(summary)
+  print(summary)
+  return record

@@ -1,0 +1,114 @@
+"""Bad input: one clear line, before any training, nothing in the workdir lost."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from conftest import ROOT, tiny_mnist_config
+from gan_jax import data
+from gan_jax import validation
+from gan_jax import workdir as workdir_lib
+
+
+@pytest.mark.parametrize('section,field,value,message', [
+    ('data', 'name', 'imagenet', "Unknown data.name 'imagenet'"),
+    ('train', 'generator_loss', 'hinge', "Unknown train.generator_loss 'hinge'"),
+    ('train', 'update_rule', 'sequential', "Unknown train.update_rule 'sequential'"),
+    ('model', 'prior', 'cauchy', "Unknown model.prior 'cauchy'"),
+    ('optim', 'name', 'lbfgs', "Unknown optim.name 'lbfgs'"),
+    ('train', 'k_steps', 0, 'k_steps .* must be an integer >= 1'),
+    ('train', 'batch_size', 0, 'train.batch_size must be positive'),
+    ('train', 'batch_size', -100, 'train.batch_size must be positive'),
+    ('optim', 'learning_rate', 0.0, 'optim.learning_rate must be positive'),
+    ('optim', 'learning_rate', -0.1, 'optim.learning_rate must be positive'),
+    ('train', 'batch_size', 6, 'not divisible by the 4 devices'),
+    ('model', 'd_input_keep', 1.5, 'keep probability'),
+    ('train', 'num_steps', 0, 'train.num_steps must be positive'),
+])
+def test_config_errors(section, field, value, message):
+  config = tiny_mnist_config()
+  config[section][field] = value
+  with pytest.raises(validation.ConfigError, match=message):
+    validation.validate(config, jax.device_count())
+
+
+def test_k_steps_needs_alternating():
+  config = tiny_mnist_config(k_steps=2)
+  with pytest.raises(validation.ConfigError, match='needs config.train.update_rule=alternating'):
+    validation.validate(config, 1)
+  config.train.update_rule = 'alternating'
+  validation.validate(config, 1)
+
+
+def test_missing_dataset_without_download(tmp_path):
+  config = tiny_mnist_config()
+  config.data.data_dir = str(tmp_path / 'empty')
+  config.data.allow_download = False
+  with pytest.raises(data.DataError, match="not prepared in .* downloading is off"):
+    data.load_split(config.data, 'train')
+
+
+def test_failed_prepare_is_one_clear_error(tmp_path, monkeypatch):
+  import tensorflow_datasets as tfds
+
+  def offline(*args, **kwargs):
+    raise ConnectionError('Failed to resolve storage.googleapis.com\nmore lines')
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, 'download_and_prepare', offline)
+  config = tiny_mnist_config()
+  config.data.data_dir = str(tmp_path / 'empty')
+  with pytest.raises(data.DataError) as e:
+    data.load_split(config.data, 'train')
+  text = str(e.value)
+  assert '\n' not in text and 'could not be prepared' in text and 'TFDS_DATA_DIR' in text
+
+
+def test_workdir_is_a_file(tmp_path):
+  path = tmp_path / 'file'
+  path.write_text('precious')
+  with pytest.raises(workdir_lib.WorkdirError, match='is a file'):
+    workdir_lib.prepare(str(path), tiny_mnist_config())
+  assert path.read_text() == 'precious'
+
+
+def test_workdir_with_another_run(tmp_path):
+  workdir = str(tmp_path / 'run')
+  workdir_lib.prepare(workdir, tiny_mnist_config())
+  before = open(os.path.join(workdir, 'config.json')).read()
+  workdir_lib.prepare(workdir, tiny_mnist_config(num_steps=100))  # Length may change.
+  other = tiny_mnist_config()
+  other.optim.learning_rate = 0.5
+  with pytest.raises(workdir_lib.WorkdirError, match='optim.learning_rate: 0.1 -> 0.5'):
+    workdir_lib.prepare(workdir, other)
+  assert open(os.path.join(workdir, 'config.json')).read() != before  # num_steps 100 written
+  workdir_lib.prepare(workdir, other, allow_new_config=True)
+
+
+def _launch(*args, env=None):
+  return subprocess.run([sys.executable, os.path.join(ROOT, 'launch.py'),
+                         f'--config={os.path.join(ROOT, "experiments", "mnist.py")}', *args],
+                        capture_output=True, text=True, env={**os.environ, **(env or {})},
+                        timeout=300, check=False)
+
+
+def test_launch_mistyped_field(tmp_path):
+  out = _launch(f'--workdir={tmp_path / "w"}', '--config.train.nums_steps=10')
+  assert out.returncode != 0
+  assert 'nums_steps' in out.stderr
+  assert not (tmp_path / 'w').exists()
+
+
+def test_launch_bad_value_and_missing_data(tmp_path):
+  out = _launch(f'--workdir={tmp_path / "w"}', '--config.train.update_rule=sequential')
+  assert out.returncode == 2
+  errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
+  assert errors == ["error: Unknown train.update_rule 'sequential': choose one of "
+                    "['alternating', 'simultaneous'] (--config.train.update_rule=...)."]
+  assert 'Traceback' not in out.stderr
+  out = _launch(f'--workdir={tmp_path / "w2"}', f'--config.data.data_dir={tmp_path / "nodata"}',
+                '--config.data.allow_download=False')
+  assert out.returncode == 2 and 'Traceback' not in out.stderr
+  assert "error: Dataset 'mnist' is not prepared" in out.stderr
