@@ -24,15 +24,25 @@ class Checkpointer:
 
   def __init__(self, directory: str, max_to_keep: int = 3):
     self.directory = os.path.abspath(directory)  # orbax needs absolute paths.
+    self.host = {}  # The `host` dict of the checkpoint restored last.
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
-  def save(self, step: int, state, force: bool = False) -> None:
-    """Saves (asynchronously) unless this step is already saved."""
+  def save(self, step: int, state, host: dict | None = None, force: bool = False) -> None:
+    """Saves (asynchronously) unless this step is already saved.
+
+    Args:
+      step: the step number naming the checkpoint.
+      state: the device pytree (GANState).
+      host: a small JSON-able dict saved beside it (the metrics not yet logged), so a resumed
+        run logs exactly what the uninterrupted one would.
+      force: save even if the manager's policy would skip this step.
+    """
     if step in self.manager.all_steps():
       return
-    self.manager.save(step, args=ocp.args.StandardSave(state), force=force)
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), host=ocp.args.JsonSave(host or {})), force=force)
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
@@ -59,8 +69,7 @@ class Checkpointer:
     errors = []
     for step in steps:
       try:
-        state = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        return state, step
+        return self._restore(step, abstract), step
       except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
         message = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         errors.append((step, message))
@@ -86,7 +95,13 @@ class Checkpointer:
       raise CheckpointError(f'No checkpoint at step {step} in {self.directory}; it has '
                             f'{sorted(self.manager.all_steps())}.')
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract)), step
+    return self._restore(step, abstract), step
+
+  def _restore(self, step, abstract):
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), host=ocp.args.JsonRestore()))
+    self.host = dict(restored.host or {})
+    return restored.state
 
   def close(self) -> None:
     self.manager.wait_until_finished()

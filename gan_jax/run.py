@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import threading
 import time
 
 from absl import logging
@@ -116,6 +118,9 @@ def train_and_evaluate(config, workdir: str, allow_config_change: bool = False) 
     allow_config_change: resume a run whose config.json differs in more than its length and
       cadence fields.
   """
+  if config.get('stages'):  # A multi-stage experiment (e.g. TFD): one run per stage.
+    from gan_jax import pipeline  # pylint: disable=g-import-not-at-top
+    return pipeline.train_stages(config, workdir, allow_config_change)
   num_devices = jax.device_count()
   validation.validate(config, num_devices)
   data.check_available(config.data)
@@ -135,6 +140,9 @@ def train_and_evaluate(config, workdir: str, allow_config_change: bool = False) 
                state_lib.param_count(state.d_params))
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                  config.train.keep_checkpoints)
+  if config.model.get('g_init_from') and ckpt.latest_step() is None:
+    from gan_jax import pipeline  # pylint: disable=g-import-not-at-top
+    state = pipeline.init_generator_from(exp, state, config.model.g_init_from, workdir)
   restored, restored_step = ckpt.restore_latest(state)
   if restored is not None:
     state = restored
@@ -177,63 +185,127 @@ def _train_loop(exp, state, step, train_images, valid_images, ckpt, metric_write
     idx = idx.reshape(count, per_step, jax.device_count(), local_batch).transpose(2, 0, 1, 3)
     return p_chunk(state, images, idx[process_slice], rng)
 
-  pending, pending_from = [], step
+  # Metrics of the steps since the last log line; a checkpoint carries them, so that a resumed
+  # run writes exactly the lines the uninterrupted run would.
+  pending = [_from_host(ckpt.host['pending'])] if ckpt.host.get('pending') else []
+  pending_from = step - (len(pending[0]['finite']) if pending else 0)
   last_time, last_step = time.time(), step
   result = {}
-  while step < t.num_steps:
-    target = _next_event(step, config)
-    while step < target:
-      count = min(t.steps_per_call, target - step)
-      if count < t.steps_per_call:
-        count = 1  # Only two compiled lengths: steps_per_call and 1.
-      state, metrics = run_steps(state, step, count)
-      pending.append(metrics)
-      step += count
-
-    bad = _first_bad(pending, pending_from)
-    if bad is not None:
-      ckpt.wait()
-      raise TrainingError(
-          f'Non-finite {bad[1]} at step {bad[0]}: training stopped; the last good checkpoint '
-          f'(step {ckpt.latest_step()}) is kept in {ckpt.directory}. Lower the learning rate or '
-          'change the seed, then rerun to resume from it.')
-
-    if step % t.log_every == 0 or step == t.num_steps:
-      now = time.time()
-      host = {k: np.concatenate([np.atleast_1d(np.asarray(m[k])) for m in pending])
-              for k in pending[0]}
-      result = {k: float(np.mean(v)) for k, v in host.items() if k != 'finite'}
-      steps_per_sec = (step - last_step) / max(now - last_time, 1e-9)
-      result.update(lr=float(lr_fn(step * per_step)), momentum=float(mom_fn(step * per_step)),
-                    steps_per_sec=steps_per_sec, epoch=step * per_step * t.batch_size /
-                    len(train_images))
-      metric_writer.write(step, result)
-      eta = (t.num_steps - step) / max(steps_per_sec, 1e-9)
-      logging.info('step %d/%d  %.1f steps/s  ETA %s  d_loss %.4f  g_loss %.4f  V %.4f  '
-                   'D(x) %.3f  D(G(z)) %.3f', step, t.num_steps, steps_per_sec,
-                   _hms(eta), result['d_loss'], result['g_loss'], result['value'],
-                   result['d_real'], result['d_fake'])
-      pending, pending_from = [], step
-      last_time, last_step = time.time(), step
-
-    if lead and (step % t.sample_every == 0 or step == t.num_steps):
-      grid = writers.image_grid(np.asarray(exp.g_apply(state.g_params, fixed_z)), rows=10,
-                                normalisation=config.data.preprocessing)
-      writers.save_png(os.path.join(workdir, 'samples', f'step_{step:08d}.png'), grid)
-
-    if config.eval.every and (step % config.eval.every == 0 or step == t.num_steps):
-      from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
-
-      ll = evaluation.training_estimate(exp, state.g_params, valid_images, step)
-      metric_writer.write(step, ll)
-      logging.info('step %d  Parzen estimate on validation: %.1f nats (sigma %.3f)', step,
-                   ll['parzen_valid'], ll['parzen_sigma'])
-      result.update(ll)
-
-    if step % t.checkpoint_every == 0 or step == t.num_steps:
-      ckpt.save(step, state)
+  with _Preemption() as preemption:
+    while step < t.num_steps:
+      target = _next_event(step, config)
+      while step < target and not preemption.requested:
+        count = min(t.steps_per_call, target - step)
+        if count < t.steps_per_call:
+          count = 1  # Only two compiled lengths: steps_per_call and 1.
+        state, metrics = run_steps(state, step, count)
+        pending.append(metrics)
+        step += count
+      if step == target:
+        result = _events(exp, state, step, pending, pending_from, ckpt, metric_writer, workdir,
+                         lead, valid_images, (lr_fn, mom_fn), fixed_z, len(train_images),
+                         (last_time, last_step), result)
+        if step % t.log_every == 0 or step == t.num_steps:
+          pending, pending_from = [], step
+          last_time, last_step = time.time(), step
+      if preemption.requested:
+        _check_finite(pending, pending_from, ckpt)
+        ckpt.save(step, state, {'pending': _to_host(pending)}, force=True)
+        ckpt.wait()
+        logging.warning('SIGTERM: saved a checkpoint at step %d in %s; exiting. Run the same '
+                        'command to resume.', step, ckpt.directory)
+        return dict(result, preempted_at=step)
   ckpt.wait()
   return result
+
+
+def _events(exp, state, step, pending, pending_from, ckpt, metric_writer, workdir, lead,
+            valid_images, schedules, fixed_z, train_size, last, result):
+  """What the host does at an event step: check, log, sample, evaluate, checkpoint."""
+  config = exp.config
+  t = config.train
+  per_step = exp.spec.minibatches_per_step
+  lr_fn, mom_fn = schedules
+  last_time, last_step = last
+  _check_finite(pending, pending_from, ckpt)
+
+  if step % t.log_every == 0 or step == t.num_steps:
+    now = time.time()
+    host = {k: np.concatenate([np.atleast_1d(np.asarray(m[k])) for m in pending])
+            for k in pending[0]}
+    result = {k: float(np.mean(v)) for k, v in host.items() if k != 'finite'}
+    steps_per_sec = (step - last_step) / max(now - last_time, 1e-9)
+    result.update(lr=float(lr_fn(step * per_step)), momentum=float(mom_fn(step * per_step)),
+                  steps_per_sec=steps_per_sec, epoch=step * per_step * t.batch_size /
+                  train_size)
+    metric_writer.write(step, result)
+    eta = (t.num_steps - step) / max(steps_per_sec, 1e-9)
+    logging.info('step %d/%d  %.1f steps/s  ETA %s  d_loss %.4f  g_loss %.4f  V %.4f  '
+                 'D(x) %.3f  D(G(z)) %.3f', step, t.num_steps, steps_per_sec,
+                 _hms(eta), result['d_loss'], result['g_loss'], result['value'],
+                 result['d_real'], result['d_fake'])
+
+  if lead and (step % t.sample_every == 0 or step == t.num_steps):
+    grid = writers.image_grid(np.asarray(exp.g_apply(state.g_params, fixed_z)), rows=10,
+                              normalisation=config.data.preprocessing)
+    writers.save_png(os.path.join(workdir, 'samples', f'step_{step:08d}.png'), grid)
+
+  if config.eval.every and (step % config.eval.every == 0 or step == t.num_steps):
+    from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
+
+    ll = evaluation.training_estimate(exp, state.g_params, valid_images, step)
+    metric_writer.write(step, ll)
+    logging.info('step %d  Parzen estimate on validation: %.1f nats (sigma %.3f)', step,
+                 ll['parzen_valid'], ll['parzen_sigma'])
+    result.update(ll)
+
+  if step % t.checkpoint_every == 0 or step == t.num_steps:
+    logged = step % t.log_every == 0 or step == t.num_steps
+    ckpt.save(step, state, {'pending': {} if logged else _to_host(pending)})
+  return result
+
+
+def _check_finite(pending, pending_from, ckpt):
+  bad = _first_bad(pending, pending_from)
+  if bad is not None:
+    ckpt.wait()
+    raise TrainingError(
+        f'Non-finite {bad[1]} at step {bad[0]}: training stopped; the last good checkpoint '
+        f'(step {ckpt.latest_step()}) is kept in {ckpt.directory}. Lower the learning rate or '
+        'change the seed, then rerun to resume from it.')
+
+
+def _to_host(pending: list[dict]) -> dict:
+  """Pending per-step metrics as JSON-able lists (float32 values are exact as Python floats)."""
+  if not pending:
+    return {}
+  return {k: np.concatenate([np.atleast_1d(np.asarray(m[k])) for m in pending]).tolist()
+          for k in pending[0]}
+
+
+def _from_host(saved: dict) -> dict:
+  return {k: np.asarray(v, bool if k == 'finite' else np.float32) for k, v in saved.items()}
+
+
+class _Preemption:
+  """Turns SIGTERM (the usual preemption signal) into a flag the loop checks between calls."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
 
 
 def _hms(seconds: float) -> str:
