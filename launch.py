@@ -24,12 +24,23 @@ flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'figures'],
                   "the paper's Figures 2-3 (and 1 for toy1d) from a checkpoint.")
 flags.DEFINE_integer('step', None, 'eval/figures: the checkpoint step to use (default: newest).')
 flags.DEFINE_bool('allow_config_change', False, 'Resume a workdir whose run had another config.')
+# Several processes (hosts): the names of jax.distributed.initialize's arguments.
+flags.DEFINE_string('coordinator_address', None, "Multi-process: 'host:port' of process 0.")
+flags.DEFINE_integer('num_processes', None, 'Multi-process: the number of processes.')
+flags.DEFINE_integer('process_id', None, "Multi-process: this process's index.")
+flags.DEFINE_bool('distributed', False, 'Multi-process with the arguments detected by JAX '
+                  '(SLURM, Cloud TPU pods, ...).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    gan_jax.multihost.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                                 FLAGS.process_id, FLAGS.distributed)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   logging.info('Config:\n%s', FLAGS.config)
   try:
     if FLAGS.mode == 'train':

@@ -1,5 +1,6 @@
 """gan_jax: Generative Adversarial Nets (Goodfellow et al., 2014) in JAX and Flax."""
 
+from gan_jax import multihost
 from gan_jax.checkpoint import CheckpointError
 from gan_jax.data import DataError
 from gan_jax.run import TrainingError

@@ -41,6 +41,9 @@ class Checkpointer:
     """
     if step in self.manager.all_steps():
       return
+    if jax.process_count() > 1:
+      # pmap returns replicated arrays local to each process; orbax writes global ones.
+      state = jax.tree.map(ocp.utils.fully_replicated_host_local_array_to_global_array, state)
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), host=ocp.args.JsonSave(host or {})), force=force)
 

@@ -52,6 +52,9 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
     The record written to `workdir/parzen.json` (or parzen_data_as_samples.json /
     parzen_step_<step>.json).
   """
+  from gan_jax import pipeline  # pylint: disable=g-import-not-at-top  (pipeline imports run)
+
+  config, workdir = pipeline.final_stage(config, workdir)  # Multi-stage runs: the last stage.
   validation.validate(config, jax.device_count())
   p = config.eval.parzen
   start = time.time()

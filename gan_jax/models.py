@@ -6,6 +6,14 @@ The modules follow the original pylearn2 configs (goodfeli/adversarial):
   [0, 1]) or linear output, reshaped to the image shape.
 * `MaxoutDiscriminator`: fully connected D of maxout layers with inverted dropout on the input of
   every layer, returning one logit per example.
+* `DeconvGenerator`: the CIFAR-10 convolutional G: fully connected layers, a reshape to a feature
+  map and one transposed convolution ("deconvolution") with an untied bias.
+* `MaxoutConvDiscriminator`: the CIFAR-10 convolutional D: maxout convolution layers with
+  cuda-convnet max pooling (pylearn2's MaxoutConvC01B), then maxout and sigmoid layers.
+
+`MLPGenerator` can also put extra layers (`prefix_*`, named pre0, pre1, ...) in front of its
+hidden layers; their names differ from those of the layers after them, so a G trained without
+them (TFD's pretraining stage) transfers into one with them by copying parameters by name.
 
 Dropout masks are drawn from *per-example* keys (`example_keys`, one key per example of the
 global batch) rather than one key for the whole batch. The masks an example sees therefore do not
@@ -84,6 +92,16 @@ def example_dropout(x: Array, keep: float, example_keys: Array | None, salt: int
   return jnp.where(masks, x * (1.0 / keep), jnp.zeros_like(x))
 
 
+def dense_stack(h: Array, widths: Sequence[int], activations: Sequence[str],
+                inits: Sequence[str], biases: Sequence[float], prefix: str) -> Array:
+  """Fully connected layers named f'{prefix}{i}', each Dense then its activation."""
+  for i, (width, act, init, bias) in enumerate(zip(widths, activations, inits, biases)):
+    h = nn.Dense(width, kernel_init=make_init(init),
+                 bias_init=nn.initializers.constant(bias), name=f'{prefix}{i}')(h)
+    h = ACTIVATIONS[act](h)
+  return h
+
+
 class MLPGenerator(nn.Module):
   """G: z -> fully connected hidden layers -> output activation, reshaped to `image_shape`.
 
@@ -95,6 +113,8 @@ class MLPGenerator(nn.Module):
     image_shape: (H, W, C) of the output.
     output_activation: 'sigmoid' for images in [0, 1], 'linear' for normalised data.
     output_init: initialiser spec of the output layer.
+    prefix_hidden, prefix_activations, prefix_inits, prefix_bias: optional layers before the
+      hidden ones, named pre0, pre1, ... (TFD's second stage: z -> pre* -> pretrained h*, out).
   """
   hidden: Sequence[int]
   activations: Sequence[str]
@@ -103,15 +123,16 @@ class MLPGenerator(nn.Module):
   image_shape: Sequence[int]
   output_activation: str = 'sigmoid'
   output_init: str = 'uniform:0.05'
+  prefix_hidden: Sequence[int] = ()
+  prefix_activations: Sequence[str] = ()
+  prefix_inits: Sequence[str] = ()
+  prefix_bias: Sequence[float] = ()
 
   @nn.compact
   def __call__(self, z: Array) -> Array:
-    h = z
-    for i, (width, act, init, bias) in enumerate(
-        zip(self.hidden, self.activations, self.hidden_inits, self.hidden_bias)):
-      h = nn.Dense(width, kernel_init=make_init(init),
-                   bias_init=nn.initializers.constant(bias), name=f'h{i}')(h)
-      h = ACTIVATIONS[act](h)
+    h = dense_stack(z, self.prefix_hidden, self.prefix_activations, self.prefix_inits,
+                    self.prefix_bias, 'pre')
+    h = dense_stack(h, self.hidden, self.activations, self.hidden_inits, self.hidden_bias, 'h')
     out = nn.Dense(int(np.prod(self.image_shape)), kernel_init=make_init(self.output_init),
                    name='out')(h)
     return ACTIVATIONS[self.output_activation](out).reshape((z.shape[0], *self.image_shape))
@@ -147,6 +168,170 @@ class MaxoutDiscriminator(nn.Module):
     return nn.Dense(1, kernel_init=init, name='y')(h)[:, 0]
 
 
+def conv_output_size(size: int, kernel: int, pad: int) -> int:
+  """Spatial size after a stride-1 convolution with zero padding `pad` on each side."""
+  return size + 2 * pad - kernel + 1
+
+
+def pool_output_size(size: int, pool: int, stride: int) -> int:
+  """cuda-convnet's max-pooling size: ceil((size - pool) / stride) + 1.
+
+  The last window may run past the edge; cuda-convnet (hence pylearn2's max_pool_c01b) clips it
+  to the image rather than dropping it, so 33 -> 16 with pool 4, stride 2 (a VALID pool gives 15).
+  """
+  if size < pool:
+    raise ValueError(f'Max pooling of {pool}x{pool} does not fit a {size}x{size} feature map: '
+                     'use a smaller pool or less downsampling before it.')
+  return -(-(size - pool) // stride) + 1
+
+
+def cuda_convnet_max_pool(x: Array, pool: int, stride: int) -> Array:
+  """Max pooling over the spatial axes of NHWC `x` with cuda-convnet's output size."""
+  pads = [(0, 0)]
+  for size in x.shape[1:3]:
+    out = pool_output_size(size, pool, stride)
+    pads.append((0, (out - 1) * stride + pool - size))  # -inf padding never wins the max.
+  pads.append((0, 0))
+  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, pool, pool, 1),
+                               (1, stride, stride, 1), pads)
+
+
+class Deconv(nn.Module):
+  """Transposed convolution with pylearn2's output size and an optionally untied bias.
+
+  Output size per spatial axis: stride * (in - 1) - 2 * pad + kernel (adversarial/deconv.py).
+
+  Attributes:
+    features: output channels.
+    kernel: (kh, kw).
+    stride: (sh, sw).
+    pad: rows/columns cropped from each side (pylearn2's `pad_out`).
+    tied_bias: one bias per channel if True, else one per channel and position.
+    kernel_init: initialiser of the [kh, kw, in, out] kernel.
+  """
+  features: int
+  kernel: Sequence[int]
+  stride: Sequence[int]
+  pad: int = 0
+  tied_bias: bool = False
+  kernel_init: Callable = uniform_range(0.05)
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    w = self.param('kernel', self.kernel_init, (*self.kernel, x.shape[-1], self.features))
+    # The transpose of a strided cross-correlation (pylearn2's lmul_T): input pixel (i, j) adds
+    # x[i, j] @ w[a, b] to output pixel (stride * i + a, stride * j + b). lax.conv_transpose
+    # applies its kernel mirrored, hence the flip.
+    y = jax.lax.conv_transpose(x, w[::-1, ::-1], tuple(self.stride), 'VALID',
+                               dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    if self.pad:
+      y = y[:, self.pad:-self.pad, self.pad:-self.pad]
+    bias_shape = (self.features,) if self.tied_bias else y.shape[1:]
+    return y + self.param('bias', nn.initializers.zeros, bias_shape)
+
+
+class DeconvGenerator(nn.Module):
+  """G: z -> fully connected layers -> reshape to a feature map -> one `Deconv` -> activation.
+
+  The CIFAR-10 convolutional G of cifar10_convolutional.yaml: ReLU 8000, sigmoid 8000, reshape
+  to 10 x 10 x 80, transposed convolution 5x5 stride 3 to 32 x 32 x 3, linear, untied bias. The
+  8000 units are reshaped in NHWC order rather than pylearn2's c01b: a fixed permutation of the
+  units of a layer whose weights are i.i.d., so the two models are the same distribution.
+
+  Attributes:
+    hidden, activations, hidden_inits, hidden_bias: the fully connected layers (h0, h1, ...).
+    feature_shape: (H, W, C) the last hidden layer is reshaped to.
+    image_shape: (H, W, C) of the output.
+    kernel, stride, pad, tied_bias: of the transposed convolution ('out').
+    output_activation: one of ACTIVATIONS.
+    output_init: initialiser spec of the transposed convolution's kernel ('uniform:<scale>').
+  """
+  hidden: Sequence[int]
+  activations: Sequence[str]
+  hidden_inits: Sequence[str]
+  hidden_bias: Sequence[float]
+  feature_shape: Sequence[int]
+  image_shape: Sequence[int]
+  kernel: Sequence[int] = (5, 5)
+  stride: Sequence[int] = (3, 3)
+  pad: int = 0
+  tied_bias: bool = False
+  output_activation: str = 'linear'
+  output_init: str = 'uniform:0.05'
+
+  @nn.compact
+  def __call__(self, z: Array) -> Array:
+    h = dense_stack(z, self.hidden, self.activations, self.hidden_inits, self.hidden_bias, 'h')
+    h = h.reshape((z.shape[0], *self.feature_shape))
+    out = Deconv(self.image_shape[-1], tuple(self.kernel), tuple(self.stride), self.pad,
+                 self.tied_bias, make_init(self.output_init), name='out')(h)
+    return ACTIVATIONS[self.output_activation](out)
+
+
+class MaxoutConvDiscriminator(nn.Module):
+  """D: maxout convolution layers, then fully connected maxout layers, then one sigmoid unit.
+
+  Each convolution layer is pylearn2's MaxoutConvC01B: dropout on its input, a convolution with
+  `channels * pieces` output channels, zero padding `pad` and a tied bias, the max over each
+  group of `pieces` consecutive channels, then cuda-convnet max pooling (`pool`, `pool_stride`).
+
+  Attributes:
+    conv_channels: maxout channels per convolution layer.
+    conv_pieces: pieces per maxout channel.
+    conv_kernels: square kernel size per layer.
+    conv_pads: zero padding per layer (each side).
+    conv_pools: square pool size per layer.
+    conv_pool_strides: pool stride per layer.
+    units: maxout units per fully connected layer.
+    pieces: pieces per fully connected maxout unit.
+    init_range: all weights U(-init_range, init_range); biases 0.
+    input_keep: keep probability for the pixels.
+    hidden_keep: keep probability for the inputs of every later layer.
+  """
+  conv_channels: Sequence[int]
+  conv_pieces: int
+  conv_kernels: Sequence[int]
+  conv_pads: Sequence[int]
+  conv_pools: Sequence[int]
+  conv_pool_strides: Sequence[int]
+  units: Sequence[int]
+  pieces: int
+  init_range: float = 0.005
+  input_keep: float = 0.8
+  hidden_keep: float = 0.5
+
+  @nn.compact
+  def __call__(self, x: Array, example_keys: Array | None = None) -> Array:
+    """Returns D's logits, shape [batch]; `example_keys=None` evaluates without dropout."""
+    init = uniform_range(self.init_range)
+    h, layer = x, 0
+    for i, (ch, k, pad, pool, stride) in enumerate(zip(
+        self.conv_channels, self.conv_kernels, self.conv_pads, self.conv_pools,
+        self.conv_pool_strides)):
+      h = example_dropout(h, self.input_keep if layer == 0 else self.hidden_keep, example_keys,
+                          layer)
+      h = nn.Conv(ch * self.conv_pieces, (k, k), padding=[(pad, pad), (pad, pad)],
+                  kernel_init=init, name=f'conv{i}')(h)
+      # pylearn2 takes channel c's pieces from channels c * pieces ... c * pieces + pieces - 1.
+      h = h.reshape((*h.shape[:-1], ch, self.conv_pieces)).max(axis=-1)
+      h = cuda_convnet_max_pool(h, pool, stride)
+      layer += 1
+    h = h.reshape((h.shape[0], -1))
+    for i, units in enumerate(self.units):
+      h = example_dropout(h, self.input_keep if layer == 0 else self.hidden_keep, example_keys,
+                          layer)
+      h = nn.Dense(units * self.pieces, kernel_init=init, name=f'h{i}')(h)
+      h = h.reshape((h.shape[0], units, self.pieces)).max(axis=-1)
+      layer += 1
+    h = example_dropout(h, self.hidden_keep, example_keys, layer)
+    return nn.Dense(1, kernel_init=init, name='y')(h)[:, 0]
+
+
+def _config_error(message: str) -> ValueError:
+  from gan_jax import validation  # pylint: disable=g-import-not-at-top  (validation imports us)
+  return validation.ConfigError(message)
+
+
 def build_generator(model_config, image_shape: Sequence[int]) -> nn.Module:
   """Builds G from `config.model` by name."""
   name = model_config.generator
@@ -158,7 +343,39 @@ def build_generator(model_config, image_shape: Sequence[int]) -> nn.Module:
         hidden_bias=tuple(model_config.g_bias),
         image_shape=tuple(image_shape),
         output_activation=model_config.g_output_activation,
-        output_init=model_config.g_output_init)
+        output_init=model_config.g_output_init,
+        prefix_hidden=tuple(model_config.get('g_pre_hidden', ())),
+        prefix_activations=tuple(model_config.get('g_pre_activations', ())),
+        prefix_inits=tuple(model_config.get('g_pre_inits', ())),
+        prefix_bias=tuple(model_config.get('g_pre_bias', ())))
+  if name == 'deconv':
+    m = model_config
+    feature_shape, kernel, stride = tuple(m.g_reshape), tuple(m.g_deconv_kernel), tuple(
+        m.g_deconv_stride)
+    out = tuple(s * (n - 1) - 2 * m.g_deconv_pad + k
+                for n, k, s in zip(feature_shape[:2], kernel, stride))
+    if out != tuple(image_shape[:2]):
+      raise _config_error(
+          f'The transposed convolution maps config.model.g_reshape={feature_shape} to {out}, '
+          f'not the data\'s {tuple(image_shape[:2])}: output = stride * (input - 1) - 2 * pad + '
+          'kernel; change g_reshape, g_deconv_kernel, g_deconv_stride or g_deconv_pad.')
+    if int(np.prod(feature_shape)) != m.g_hidden[-1]:
+      raise _config_error(
+          f'config.model.g_reshape={feature_shape} holds {int(np.prod(feature_shape))} units but '
+          f'the last of config.model.g_hidden has {m.g_hidden[-1]}: make them equal.')
+    return DeconvGenerator(
+        hidden=tuple(m.g_hidden),
+        activations=tuple(m.g_activations),
+        hidden_inits=tuple(m.g_inits),
+        hidden_bias=tuple(m.g_bias),
+        feature_shape=feature_shape,
+        image_shape=tuple(image_shape),
+        kernel=kernel,
+        stride=stride,
+        pad=m.g_deconv_pad,
+        tied_bias=m.g_deconv_tied_bias,
+        output_activation=m.g_output_activation,
+        output_init=m.g_output_init)
   raise ValueError(f"Unknown generator '{name}': choose one of {sorted(GENERATORS)}.")
 
 
@@ -172,11 +389,25 @@ def build_discriminator(model_config) -> nn.Module:
         init_range=model_config.d_init_range,
         input_keep=model_config.d_input_keep,
         hidden_keep=model_config.d_hidden_keep)
+  if name == 'maxout_conv':
+    m = model_config
+    return MaxoutConvDiscriminator(
+        conv_channels=tuple(m.d_conv_channels),
+        conv_pieces=m.d_conv_pieces,
+        conv_kernels=tuple(m.d_conv_kernels),
+        conv_pads=tuple(m.d_conv_pads),
+        conv_pools=tuple(m.d_conv_pools),
+        conv_pool_strides=tuple(m.d_conv_pool_strides),
+        units=tuple(m.d_units),
+        pieces=m.d_pieces,
+        init_range=m.d_init_range,
+        input_keep=m.d_input_keep,
+        hidden_keep=m.d_hidden_keep)
   raise ValueError(f"Unknown discriminator '{name}': choose one of {sorted(DISCRIMINATORS)}.")
 
 
-GENERATORS = ('mlp',)
-DISCRIMINATORS = ('maxout_mlp',)
+GENERATORS = ('mlp', 'deconv')
+DISCRIMINATORS = ('maxout_mlp', 'maxout_conv')
 
 
 def sample_prior(key: Array, shape: Sequence[int], prior: str) -> Array:
@@ -197,5 +428,7 @@ def output_bias_from_marginals(g_params, train_images: np.ndarray):
   p = np.clip(mean, 1e-7, 1 - 1e-7)
   bias = np.log(p / (1 - p)).astype(np.float32)
   params = jax.tree.map(lambda x: x, g_params)  # shallow copy of the nested dicts
-  params['params']['out']['bias'] = jnp.asarray(bias)
+  # A flat bias for MLPGenerator; [H, W, C] for DeconvGenerator's untied bias (images are NHWC).
+  params['params']['out']['bias'] = jnp.asarray(bias).reshape(
+      np.shape(params['params']['out']['bias']))
   return params

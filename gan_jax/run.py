@@ -98,11 +98,11 @@ def _first_bad(pending: list[dict], first_step: int) -> tuple[int, str] | None:
   """Finds the first step whose 'finite' flag is off, and the quantity that went bad."""
   step = first_step
   for chunk in pending:
-    flags = np.asarray(chunk['finite'])
+    flags = to_host(chunk['finite'])
     for i, ok in enumerate(flags):
       if not ok:
         for name in ('d_loss', 'g_loss', 'd_grad_norm', 'g_grad_norm'):
-          if not np.isfinite(np.asarray(chunk[name])[i]):
+          if not np.isfinite(to_host(chunk[name])[i]):
             return step + i + 1, name
         return step + i + 1, 'parameters'
     step += len(flags)
@@ -147,7 +147,7 @@ def train_and_evaluate(config, workdir: str, allow_config_change: bool = False) 
   if restored is not None:
     state = restored
     logging.info('Resumed from the checkpoint at step %d.', restored_step)
-  step = int(jax.device_get(state.step))
+  step = int(to_host(state.step))
 
   metric_writer = writers.MetricWriter(workdir, enabled=lead)
   metric_writer.truncate_after(step)
@@ -177,13 +177,15 @@ def _train_loop(exp, state, step, train_images, valid_images, ckpt, metric_write
   fixed_z = models.sample_prior(sample_key, (100, exp.spec.z_dim), config.model.prior)
   lr_fn = optim.learning_rate_schedule(config.optim)
   mom_fn = optim.momentum_schedule(config.optim, t.batch_size, len(train_images))
-  process_slice = slice(jax.process_index() * n_local, (jax.process_index() + 1) * n_local)
+  # This process feeds its own devices, each with its own slice of every global batch.
+  mine = np.array([i for i, d in enumerate(jax.devices())
+                   if d.process_index == jax.process_index()])
 
   def run_steps(state, first, count):
     # Indices for the global batch, [count, per_step, B]; each device takes its own slice of B.
     idx = sampler.indices(first * per_step, count * per_step).reshape(count, per_step, -1)
     idx = idx.reshape(count, per_step, jax.device_count(), local_batch).transpose(2, 0, 1, 3)
-    return p_chunk(state, images, idx[process_slice], rng)
+    return p_chunk(state, images, idx[mine], rng)
 
   # Metrics of the steps since the last log line; a checkpoint carries them, so that a resumed
   # run writes exactly the lines the uninterrupted run would.
@@ -231,7 +233,7 @@ def _events(exp, state, step, pending, pending_from, ckpt, metric_writer, workdi
 
   if step % t.log_every == 0 or step == t.num_steps:
     now = time.time()
-    host = {k: np.concatenate([np.atleast_1d(np.asarray(m[k])) for m in pending])
+    host = {k: np.concatenate([np.atleast_1d(to_host(m[k])) for m in pending])
             for k in pending[0]}
     result = {k: float(np.mean(v)) for k, v in host.items() if k != 'finite'}
     steps_per_sec = (step - last_step) / max(now - last_time, 1e-9)
@@ -246,14 +248,15 @@ def _events(exp, state, step, pending, pending_from, ckpt, metric_writer, workdi
                  result['d_real'], result['d_fake'])
 
   if lead and (step % t.sample_every == 0 or step == t.num_steps):
-    grid = writers.image_grid(np.asarray(exp.g_apply(state.g_params, fixed_z)), rows=10,
+    samples = exp.g_apply(local_copy(state.g_params), fixed_z)
+    grid = writers.image_grid(np.asarray(samples), rows=10,
                               normalisation=config.data.preprocessing)
     writers.save_png(os.path.join(workdir, 'samples', f'step_{step:08d}.png'), grid)
 
   if config.eval.every and (step % config.eval.every == 0 or step == t.num_steps):
     from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
 
-    ll = evaluation.training_estimate(exp, state.g_params, valid_images, step)
+    ll = evaluation.training_estimate(exp, local_copy(state.g_params), valid_images, step)
     metric_writer.write(step, ll)
     logging.info('step %d  Parzen estimate on validation: %.1f nats (sigma %.3f)', step,
                  ll['parzen_valid'], ll['parzen_sigma'])
@@ -263,6 +266,20 @@ def _events(exp, state, step, pending, pending_from, ckpt, metric_writer, workdi
     logged = step % t.log_every == 0 or step == t.num_steps
     ckpt.save(step, state, {'pending': {} if logged else _to_host(pending)})
   return result
+
+
+def to_host(x) -> np.ndarray:
+  """A replicated array's value on this host (with several processes it is not fully addressable)."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    x = x.addressable_data(0)
+  return np.asarray(x)
+
+
+def local_copy(tree):
+  """This process's copy of a replicated pytree, for work that only one process does."""
+  return jax.tree.map(
+      lambda x: x.addressable_data(0) if isinstance(x, jax.Array) and not x.is_fully_addressable
+      else x, tree)
 
 
 def _check_finite(pending, pending_from, ckpt):
@@ -279,7 +296,7 @@ def _to_host(pending: list[dict]) -> dict:
   """Pending per-step metrics as JSON-able lists (float32 values are exact as Python floats)."""
   if not pending:
     return {}
-  return {k: np.concatenate([np.atleast_1d(np.asarray(m[k])) for m in pending]).tolist()
+  return {k: np.concatenate([np.atleast_1d(to_host(m[k])) for m in pending]).tolist()
           for k in pending[0]}
 
 

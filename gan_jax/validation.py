@@ -26,6 +26,47 @@ def _positive(value, field, integer=False):
     raise ConfigError(f'config.{field} must be positive, got {value!r}.')
 
 
+def _same_lengths(m, fields):
+  lengths = [len(m.get(f, ())) for f in fields]
+  if len(set(lengths)) > 1:
+    raise ConfigError(f'config.model.{", ".join(fields)} must have the same length, got '
+                      f'{lengths}.')
+
+
+def _check_model_extras(m) -> None:
+  """The optional G prefix layers (TFD stage 2) and the convolutional G and D (CIFAR-10)."""
+  _same_lengths(m, ('g_pre_hidden', 'g_pre_activations', 'g_pre_inits', 'g_pre_bias'))
+  for act in m.get('g_pre_activations', ()):
+    _choice(act, models.ACTIVATIONS, 'model.g_pre_activations')
+  for spec in m.get('g_pre_inits', ()):
+    try:
+      models.make_init(spec)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+  if m.get('g_output_bias_from_marginals') and m.g_output_activation != 'sigmoid':
+    raise ConfigError('config.model.g_output_bias_from_marginals sets logit(mean pixel) and needs '
+                      f"g_output_activation='sigmoid', got '{m.g_output_activation}': set it to "
+                      'False.')
+  if m.generator == 'deconv':
+    if not m.g_output_init.startswith('uniform:'):
+      raise ConfigError("config.model.g_output_init of the 'deconv' generator must be "
+                        f"'uniform:<scale>', got '{m.g_output_init}'.")
+    if m.get('g_output_bias_from_marginals') and m.g_deconv_tied_bias:
+      raise ConfigError('config.model.g_output_bias_from_marginals needs an untied bias: set '
+                        'g_deconv_tied_bias=False.')
+  if m.discriminator == 'maxout_conv':
+    fields = ('d_conv_channels', 'd_conv_kernels', 'd_conv_pads', 'd_conv_pools',
+              'd_conv_pool_strides')
+    _same_lengths(m, fields)
+    for field in fields:
+      for v in m[field]:
+        if field == 'd_conv_pads':
+          _positive(v + 1, f'model.{field}[i] + 1', integer=True)  # Pads may be 0.
+        else:
+          _positive(v, f'model.{field}[i]', integer=True)
+    _positive(m.d_conv_pieces, 'model.d_conv_pieces', integer=True)
+
+
 def validate(config, device_count: int) -> None:
   """Raises ConfigError with one clear line for the first problem found.
 
@@ -53,6 +94,7 @@ def validate(config, device_count: int) -> None:
       models.make_init(spec)
     except ValueError as e:
       raise ConfigError(str(e)) from None
+  _check_model_extras(m)
   for field in ('d_input_keep', 'd_hidden_keep'):
     if not 0.0 < m[field] <= 1.0:
       raise ConfigError(f'config.model.{field} is a keep probability in (0, 1], got {m[field]}.')
@@ -82,7 +124,8 @@ def validate(config, device_count: int) -> None:
   if e.every < 0:
     raise ConfigError(f'config.eval.every must be >= 0 (0 = off), got {e.every}.')
   p = e.parzen
-  for field in ('num_samples', 'valid_size', 'train_num_samples', 'batch_size'):
+  for field in ('num_samples', 'valid_size', 'train_num_samples', 'train_valid_size',
+                'batch_size'):
     _positive(p[field], f'eval.parzen.{field}', integer=True)
   if not len(p.sigmas) or min(p.sigmas) <= 0:
     raise ConfigError(f'config.eval.parzen.sigmas must be non-empty and positive, got '

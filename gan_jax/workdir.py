@@ -40,6 +40,11 @@ def differences(old: dict, new: dict) -> list[str]:
           and not k.startswith('eval.parzen.')]
 
 
+def _has_checkpoints(workdir: str) -> bool:
+  ckpts = os.path.join(workdir, 'checkpoints')
+  return os.path.isdir(ckpts) and any(name.isdigit() for name in os.listdir(ckpts))
+
+
 def prepare(workdir: str, config, write: bool = True, allow_new_config: bool = False) -> None:
   """Creates `workdir` (or checks the run in it) and writes config.json.
 
@@ -58,7 +63,7 @@ def prepare(workdir: str, config, write: bool = True, allow_new_config: bool = F
     raise WorkdirError(f'--workdir {workdir} is not writable: choose a writable path.')
   path = os.path.join(workdir, 'config.json')
   new = config_dict(config)
-  if os.path.exists(path):
+  if os.path.exists(path) and _has_checkpoints(workdir):  # A run that never saved holds nothing.
     with open(path) as f:
       old = json.load(f)
     diff = differences(old, new)

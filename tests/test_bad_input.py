@@ -76,11 +76,13 @@ def test_workdir_is_a_file(tmp_path):
 
 def test_workdir_with_another_run(tmp_path):
   workdir = str(tmp_path / 'run')
-  workdir_lib.prepare(workdir, tiny_mnist_config())
-  before = open(os.path.join(workdir, 'config.json')).read()
-  workdir_lib.prepare(workdir, tiny_mnist_config(num_steps=100))  # Length may change.
   other = tiny_mnist_config()
   other.optim.learning_rate = 0.5
+  workdir_lib.prepare(workdir, other)
+  workdir_lib.prepare(workdir, tiny_mnist_config())  # Nothing saved yet: a fresh start.
+  os.makedirs(os.path.join(workdir, 'checkpoints', '10'))  # Now it holds a run.
+  before = open(os.path.join(workdir, 'config.json')).read()
+  workdir_lib.prepare(workdir, tiny_mnist_config(num_steps=100))  # Length may change.
   with pytest.raises(workdir_lib.WorkdirError, match='optim.learning_rate: 0.1 -> 0.5'):
     workdir_lib.prepare(workdir, other)
   assert open(os.path.join(workdir, 'config.json')).read() != before  # num_steps 100 written
