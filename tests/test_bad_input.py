@@ -114,3 +114,33 @@ def test_launch_bad_value_and_missing_data(tmp_path):
                 '--config.data.allow_download=False')
   assert out.returncode == 2 and 'Traceback' not in out.stderr
   assert "error: Dataset 'mnist' is not prepared" in out.stderr
+
+
+def test_launch_wrong_type(tmp_path):
+  out = _launch(f'--workdir={tmp_path / "w"}', '--config.train.batch_size=many')
+  assert out.returncode != 0 and 'batch_size' in out.stderr
+  assert not (tmp_path / 'w').exists()
+
+
+def test_workdir_cannot_be_created(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('precious')
+  with pytest.raises(workdir_lib.WorkdirError, match='Cannot create --workdir'):
+    workdir_lib.prepare(str(blocker / 'run'), tiny_mnist_config())
+  assert blocker.read_text() == 'precious'
+
+
+def test_resume_into_another_model_is_refused(tmp_path):
+  import tensorflow_datasets as tfds
+  from gan_jax import checkpoint
+  from gan_jax import run
+  workdir = str(tmp_path / 'run')
+  with tfds.testing.mock_data(num_examples=40):
+    run.train_and_evaluate(tiny_mnist_config(num_steps=3), workdir)
+    other = tiny_mnist_config(num_steps=6)
+    other.model.d_units = (24, 24)
+    with pytest.raises(workdir_lib.WorkdirError, match='model.d_units'):
+      run.train_and_evaluate(other, workdir)
+    with pytest.raises(checkpoint.CheckpointError, match='does not fit this model'):
+      run.train_and_evaluate(other, workdir, allow_config_change=True)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['3']
