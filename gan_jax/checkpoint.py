@@ -22,12 +22,13 @@ class CheckpointError(ValueError):
 class Checkpointer:
   """A thin wrapper around `ocp.CheckpointManager` for one pytree state."""
 
-  def __init__(self, directory: str, max_to_keep: int = 3):
+  def __init__(self, directory: str, max_to_keep: int = 3, read_only: bool = False):
     self.directory = os.path.abspath(directory)  # orbax needs absolute paths.
     self.host = {}  # The `host` dict of the checkpoint restored last.
     self.manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        options=ocp.CheckpointManagerOptions(max_to_keep=None if read_only else max_to_keep,
+                                             create=not read_only, read_only=read_only))
 
   def save(self, step: int, state, host: dict | None = None, force: bool = False) -> None:
     """Saves (asynchronously) unless this step is already saved.

@@ -77,7 +77,7 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
       raise checkpoint.CheckpointError(
           f'No checkpoints in {workdir}: train first (--mode=train), or point --workdir at a '
           'trained run.')
-    ckpt = checkpoint.Checkpointer(ckpt_dir)
+    ckpt = checkpoint.Checkpointer(ckpt_dir, read_only=True)  # Evaluation never prunes a run.
     target = exp.initial_state(None)
     state, restored = ckpt.restore(target, step)
     ckpt.close()

@@ -191,8 +191,7 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
   target = exp.initial_state(train)
   out_dir = os.path.join(workdir, 'figures')
   key = jax.random.key(config.seed)
-  # max_to_keep as in training, so that opening the manager can never prune the run.
-  ckpt = checkpoint.Checkpointer(ckpt_dir, config.train.keep_checkpoints)
+  ckpt = checkpoint.Checkpointer(ckpt_dir, read_only=True)  # Figures never prune a run.
   try:
     if int(np.prod(train.shape[1:])) == 1:
       return [_toy_figure(exp, ckpt, target, step, jax.random.fold_in(key, _TOY_SALT),
