@@ -138,6 +138,29 @@ class MLPGenerator(nn.Module):
     return ACTIVATIONS[self.output_activation](out).reshape((z.shape[0], *self.image_shape))
 
 
+@jax.custom_vjp
+def maxout(h: Array) -> Array:
+  """Max over the last axis (a maxout unit's pieces), with Theano's gradient.
+
+  The gradient goes to the winning piece, in full to every piece of an exact tie, as Theano's
+  `maximum` (and so pylearn2's Maxout) gave it. JAX's own max gradient splits ties evenly, which
+  costs a count and a division per unit: this is a single select (measured +4-8% per step).
+  """
+  return h.max(axis=-1)
+
+
+def _maxout_fwd(h):
+  out = h.max(axis=-1)
+  return out, h == out[..., None]
+
+
+def _maxout_bwd(is_max, g):
+  return (jnp.where(is_max, g[..., None], 0.0),)
+
+
+maxout.defvjp(_maxout_fwd, _maxout_bwd)
+
+
 class MaxoutDiscriminator(nn.Module):
   """D: maxout layers with dropout on every layer's input, then one sigmoid unit (as a logit).
 
@@ -163,7 +186,7 @@ class MaxoutDiscriminator(nn.Module):
       h = example_dropout(h, self.input_keep if i == 0 else self.hidden_keep, example_keys, i)
       h = nn.Dense(units * self.pieces, kernel_init=init, name=f'h{i}')(h)
       # pylearn2 orders a unit's pieces contiguously: column = unit * pieces + piece.
-      h = h.reshape((h.shape[0], units, self.pieces)).max(axis=-1)
+      h = maxout(h.reshape((h.shape[0], units, self.pieces)))
     h = example_dropout(h, self.hidden_keep, example_keys, len(self.units))
     return nn.Dense(1, kernel_init=init, name='y')(h)[:, 0]
 
@@ -313,7 +336,7 @@ class MaxoutConvDiscriminator(nn.Module):
       h = nn.Conv(ch * self.conv_pieces, (k, k), padding=[(pad, pad), (pad, pad)],
                   kernel_init=init, name=f'conv{i}')(h)
       # pylearn2 takes channel c's pieces from channels c * pieces ... c * pieces + pieces - 1.
-      h = h.reshape((*h.shape[:-1], ch, self.conv_pieces)).max(axis=-1)
+      h = maxout(h.reshape((*h.shape[:-1], ch, self.conv_pieces)))
       h = cuda_convnet_max_pool(h, pool, stride)
       layer += 1
     h = h.reshape((h.shape[0], -1))
@@ -321,7 +344,7 @@ class MaxoutConvDiscriminator(nn.Module):
       h = example_dropout(h, self.input_keep if layer == 0 else self.hidden_keep, example_keys,
                           layer)
       h = nn.Dense(units * self.pieces, kernel_init=init, name=f'h{i}')(h)
-      h = h.reshape((h.shape[0], units, self.pieces)).max(axis=-1)
+      h = maxout(h.reshape((h.shape[0], units, self.pieces)))
       layer += 1
     h = example_dropout(h, self.hidden_keep, example_keys, layer)
     return nn.Dense(1, kernel_init=init, name='y')(h)[:, 0]

@@ -146,8 +146,13 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
       fake = jax.lax.stop_gradient(g_model.apply(state.g_params, noise(sub, local_batch)))
 
       def d_objective(d_params):
-        real = d_logits(d_params, x, sub, _REAL_DROPOUT)
-        fake_logits = d_logits(d_params, fake, sub, _FAKE_DROPOUT)
+        # One D pass over [real; fake], each half with its own per-example keys (so the masks
+        # are those of two passes): M = 2B dots and one weight gradient (measured +4%).
+        keys = jnp.concatenate([
+            _example_keys(jax.random.fold_in(sub, _REAL_DROPOUT), local_batch, axis_name),
+            _example_keys(jax.random.fold_in(sub, _FAKE_DROPOUT), local_batch, axis_name)])
+        logits = d_model.apply(d_params, jnp.concatenate([x, fake]), keys)
+        real, fake_logits = logits[:local_batch], logits[local_batch:]
         return losses.discriminator_loss(real, fake_logits), losses.discriminator_metrics(
             real, fake_logits)
 

@@ -111,3 +111,11 @@ def test_priors():
   assert abs(n.std() - 1.0) < 0.03
   with pytest.raises(ValueError, match='Unknown prior'):
     models.sample_prior(jax.random.key(0), (2,), 'cauchy')
+
+
+def test_maxout_gradient_is_theanos():
+  h = jnp.array([[[1.0, 3.0, 3.0], [2.0, 0.0, -1.0]]])
+  np.testing.assert_array_equal(models.maxout(h), [[3.0, 2.0]])
+  g = jax.grad(lambda h: jnp.sum(models.maxout(h) * jnp.array([[10.0, 1.0]])))(h)
+  # The winner gets the whole gradient, each piece of a tie in full (not split).
+  np.testing.assert_array_equal(g, [[[0.0, 10.0, 10.0], [1.0, 0.0, 0.0]]])
