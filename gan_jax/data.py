@@ -8,7 +8,6 @@ training split on every device and gathers each minibatch inside the compiled st
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
@@ -200,8 +199,3 @@ class EpochSampler:
       epoch, pos = divmod(first_minibatch + i, self.per_epoch)
       out[i] = self._permutation(epoch)[pos * self.batch_size:(pos + 1) * self.batch_size]
     return out
-
-
-def default_data_dir() -> str | None:
-  """TFDS's data dir as the user set it (TFDS_DATA_DIR), for logging."""
-  return os.environ.get('TFDS_DATA_DIR')

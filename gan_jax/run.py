@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import threading
@@ -11,7 +10,6 @@ import time
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import numpy as np
 
@@ -328,7 +326,3 @@ class _Preemption:
 def _hms(seconds: float) -> str:
   seconds = int(seconds)
   return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
-
-
-def config_to_json(config) -> str:
-  return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=list)
