@@ -7,7 +7,6 @@ import sys
 import time
 from unittest import mock
 
-import chex
 import jax
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import tensorflow_datasets as tfds
 from conftest import ROOT, tiny_mnist_config
 from gan_jax import checkpoint
 from gan_jax import run
-from test_run import _final_state, _metrics
+from test_run import _final_state, assert_same_run
 
 FLAGS = ['--config.model.g_hidden=(32,32)', '--config.model.d_units=(16,16)',
          '--config.model.d_pieces=3', '--config.train.batch_size=8',
@@ -83,11 +82,7 @@ def test_kill_and_sigterm_then_exact_resume(tmp_path):
   assert 'SIGTERM: saved a checkpoint at step' in err
   _finish(killed)
 
-  a, step_a = _final_state(_config(), reference)
-  b, step_b = _final_state(_config(), killed)
-  assert step_a == step_b == 60
-  chex.assert_trees_all_equal(a, b)  # Bit-identical on CPU.
-  assert _metrics(reference) == _metrics(killed)
+  assert_same_run(reference, killed, 60)
 
 
 def test_sigterm_checkpoint_off_the_grid_resumes_exactly(tmp_path):
@@ -108,10 +103,7 @@ def test_sigterm_checkpoint_off_the_grid_resumes_exactly(tmp_path):
     saved = checkpoint.Checkpointer(os.path.join(preempted, 'checkpoints')).manager.all_steps()
     assert 8 in saved
     run.train_and_evaluate(_config(), preempted)
-  a, _ = _final_state(_config(), reference)
-  b, _ = _final_state(_config(), preempted)
-  chex.assert_trees_all_equal(a, b)
-  assert _metrics(reference) == _metrics(preempted)
+  assert_same_run(reference, preempted, 60)
 
 
 def test_corrupt_newest_checkpoint_is_skipped(tmp_path, caplog):

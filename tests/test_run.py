@@ -30,6 +30,15 @@ def _metrics(workdir):
   return lines
 
 
+def assert_same_run(reference, other, num_steps):
+  """Both workdirs end at `num_steps` with bit-identical state and the same metrics lines."""
+  a, step_a = _final_state(tiny_mnist_config(), reference)
+  b, step_b = _final_state(tiny_mnist_config(), other)
+  assert step_a == step_b == num_steps
+  chex.assert_trees_all_equal(a, b)  # Bit-identical on CPU.
+  assert _metrics(reference) == _metrics(other)
+
+
 def test_end_to_end_writes_the_run(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # A relative --workdir, as users type it.
   config = tiny_mnist_config()
@@ -59,11 +68,7 @@ def test_resume_is_exact(tmp_path, update_rule):
     run.train_and_evaluate(tiny_mnist_config(update_rule=update_rule, num_steps=12), straight)
     run.train_and_evaluate(tiny_mnist_config(update_rule=update_rule, num_steps=6), split)
     run.train_and_evaluate(tiny_mnist_config(update_rule=update_rule, num_steps=12), split)
-  a, step_a = _final_state(tiny_mnist_config(), straight)
-  b, step_b = _final_state(tiny_mnist_config(), split)
-  assert step_a == step_b == 12
-  chex.assert_trees_all_equal(a, b)  # Bit-identical on CPU.
-  assert _metrics(straight) == _metrics(split)
+  assert_same_run(straight, split, 12)
 
 
 def test_resume_after_lost_steps_rewrites_metrics(tmp_path):
