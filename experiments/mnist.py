@@ -31,6 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       name='mnist',
       data_dir='',        # '' = TFDS's default (TFDS_DATA_DIR or ~/tensorflow_datasets).
       manual_dir='',      # A folder of raw files for an offline prepare (e.g. the 4 IDX .gz).
+      idx_dir='',         # A folder of the original IDX .gz files: read directly, no TensorFlow.
       allow_download=True,
       fold=0,
       train_split='train[:50000]',

@@ -8,6 +8,9 @@ training split on every device and gathers each minibatch inside the compiled st
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import os
+import re
 
 import numpy as np
 
@@ -145,11 +148,68 @@ def _synthetic_split(data_config, split: str) -> np.ndarray:
   return x.astype(np.float32).reshape(size, 1, 1, 1)
 
 
+# The original MNIST files (yann.lecun.com's names), read by `_idx_split` without TensorFlow.
+IDX_FILES = {'train': 'train-images-idx3-ubyte.gz', 'test': 't10k-images-idx3-ubyte.gz'}
+_SPLIT_RE = re.compile(r'^(train|test)(?:\[(-?\d*):(-?\d*)\])?$')
+
+
+def read_idx(path: str) -> np.ndarray:
+  """Reads one IDX file (optionally gzipped) of unsigned bytes, e.g. MNIST's images [N, 28, 28]."""
+  opener = gzip.open if path.endswith('.gz') else open
+  try:
+    with opener(path, 'rb') as f:
+      raw = f.read()
+  except (OSError, EOFError) as e:
+    raise DataError(f'Cannot read the IDX file {path} ({e}): re-copy it from the original '
+                    'MNIST files.') from e
+  # Header: two zero bytes, a type code (0x08 = unsigned byte), the number of dimensions, then
+  # each dimension as a big-endian int32.
+  if len(raw) < 4 or raw[:2] != b'\0\0' or raw[2] != 0x08:
+    raise DataError(f'{path} is not an IDX file of unsigned bytes (bad header): point '
+                    'config.data.idx_dir at the original MNIST files.')
+  ndim = raw[3]
+  shape = tuple(int(d) for d in np.frombuffer(raw, '>i4', count=ndim, offset=4))
+  data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+  if data.size != int(np.prod(shape)):
+    raise DataError(f'{path} holds {data.size} bytes of data but its header says {shape}: the '
+                    'file is truncated; re-copy it.')
+  return data.reshape(shape)
+
+
+def _idx_split(data_config, split: str) -> np.ndarray:
+  """MNIST straight from the four original IDX files in `config.data.idx_dir` (no TFDS).
+
+  Splits use TFDS's slice syntax restricted to example indices ('train', 'train[:50000]',
+  'train[50000:]', 'test'). Slices follow the files' order, which is pylearn2's: 'train[:50000]'
+  is exactly the original code's training set. TFDS holds the same images in another order, so
+  there 'train[:50000]' is a different (equally random) 50,000; whole splits are identical.
+  """
+  if data_config.name != 'mnist':
+    raise DataError(f"config.data.idx_dir reads only MNIST's IDX files, not "
+                    f"'{data_config.name}': clear config.data.idx_dir.")
+  m = _SPLIT_RE.match(split.replace(' ', ''))
+  if m is None:
+    raise DataError(f"Split '{split}' cannot be read from IDX files: use 'train' or 'test', "
+                    "optionally sliced by example index, e.g. 'train[:50000]'.")
+  name, start, stop = m.groups()
+  path = os.path.join(data_config.idx_dir, IDX_FILES[name])
+  if not os.path.exists(path):
+    raise DataError(f'{path} does not exist: config.data.idx_dir must hold the original MNIST '
+                    f'files ({", ".join(IDX_FILES.values())}).')
+  images = read_idx(path)[int(start) if start else None:int(stop) if stop else None]
+  if len(images) == 0:
+    raise DataError(f"Split '{split}' of {path} is empty: check config.data.*_split.")
+  return preprocess(images[..., None], data_config.preprocessing,
+                    data_config.get('gcn_scale', 55.0))
+
+
 def load_split(data_config, split: str) -> np.ndarray:
   """Loads one TFDS split (e.g. 'train[:50000]') as preprocessed float32 [N, H, W, C]."""
   spec = DATASETS.get(data_config.name)
   if spec is not None and spec.synthetic:
     return _synthetic_split(data_config, split)
+  if data_config.get('idx_dir'):
+    return _idx_split(data_config, split)
   import tensorflow_datasets as tfds
 
   builder = _builder(data_config)
