@@ -6,6 +6,7 @@ import json
 import math
 import os
 
+from absl import logging
 import numpy as np
 from PIL import Image
 
@@ -21,8 +22,12 @@ class MetricWriter:
     self.path = os.path.join(workdir, 'metrics.jsonl')
     self._tb = None
     if enabled and tensorboard:
-      from flax.metrics import tensorboard as flax_tb  # Uses TensorFlow's summary writer.
-      self._tb = flax_tb.SummaryWriter(os.path.join(workdir, 'tensorboard'))
+      try:
+        from flax.metrics import tensorboard as flax_tb  # Uses TensorFlow's summary writer.
+      except ImportError as e:  # E.g. an accelerator image without TensorFlow: keep training.
+        logging.warning('No TensorBoard events (%s); metrics.jsonl is still written.', e)
+      else:
+        self._tb = flax_tb.SummaryWriter(os.path.join(workdir, 'tensorboard'))
 
   def truncate_after(self, step: int) -> None:
     """Drops lines logged after `step`: a resumed run rewrites them exactly as it goes."""
