@@ -51,6 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       g_output_init='uniform:0.5',
       g_output_bias_from_marginals=False,  # For sigmoid outputs only (commented out in the yaml).
       discriminator='maxout_mlp',
+      compute_dtype='float32',  # 'bfloat16' runs the matmuls in bf16 (params stay float32).
       d_units=(1600, 1600),
       d_pieces=5,
       d_init_range=0.005,

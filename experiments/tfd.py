@@ -110,6 +110,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       g_pre_bias=(),
       g_init_from='',
       discriminator='maxout_mlp',
+      compute_dtype='float32',  # 'bfloat16' runs the matmuls in bf16 (params stay float32).
       d_units=(1200, 1200),
       d_pieces=5,
       d_init_range=0.005,

@@ -92,11 +92,15 @@ def example_dropout(x: Array, keep: float, example_keys: Array | None, salt: int
   return jnp.where(masks, x * (1.0 / keep), jnp.zeros_like(x))
 
 
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
 def dense_stack(h: Array, widths: Sequence[int], activations: Sequence[str],
-                inits: Sequence[str], biases: Sequence[float], prefix: str) -> Array:
+                inits: Sequence[str], biases: Sequence[float], prefix: str,
+                dtype=jnp.float32) -> Array:
   """Fully connected layers named f'{prefix}{i}', each Dense then its activation."""
   for i, (width, act, init, bias) in enumerate(zip(widths, activations, inits, biases)):
-    h = nn.Dense(width, kernel_init=make_init(init),
+    h = nn.Dense(width, kernel_init=make_init(init), dtype=dtype,
                  bias_init=nn.initializers.constant(bias), name=f'{prefix}{i}')(h)
     h = ACTIVATIONS[act](h)
   return h
@@ -115,6 +119,7 @@ class MLPGenerator(nn.Module):
     output_init: initialiser spec of the output layer.
     prefix_hidden, prefix_activations, prefix_inits, prefix_bias: optional layers before the
       hidden ones, named pre0, pre1, ... (TFD's second stage: z -> pre* -> pretrained h*, out).
+    dtype: the matmuls' compute dtype (COMPUTE_DTYPES); parameters stay float32.
   """
   hidden: Sequence[int]
   activations: Sequence[str]
@@ -127,15 +132,19 @@ class MLPGenerator(nn.Module):
   prefix_activations: Sequence[str] = ()
   prefix_inits: Sequence[str] = ()
   prefix_bias: Sequence[float] = ()
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z: Array) -> Array:
     h = dense_stack(z, self.prefix_hidden, self.prefix_activations, self.prefix_inits,
-                    self.prefix_bias, 'pre')
-    h = dense_stack(h, self.hidden, self.activations, self.hidden_inits, self.hidden_bias, 'h')
+                    self.prefix_bias, 'pre', self.dtype)
+    h = dense_stack(h, self.hidden, self.activations, self.hidden_inits, self.hidden_bias, 'h',
+                    self.dtype)
     out = nn.Dense(int(np.prod(self.image_shape)), kernel_init=make_init(self.output_init),
-                   name='out')(h)
-    return ACTIVATIONS[self.output_activation](out).reshape((z.shape[0], *self.image_shape))
+                   dtype=self.dtype, name='out')(h)
+    # The output layer's activation in float32: images are float32 whatever the matmuls ran in.
+    out = ACTIVATIONS[self.output_activation](out.astype(jnp.float32))
+    return out.reshape((z.shape[0], *self.image_shape))
 
 
 @jax.custom_vjp
@@ -170,12 +179,14 @@ class MaxoutDiscriminator(nn.Module):
     init_range: weights U(-init_range, init_range); biases 0.
     input_keep: keep probability for the pixels (input of the first layer).
     hidden_keep: keep probability for the inputs of the later layers.
+    dtype: the matmuls' compute dtype (COMPUTE_DTYPES); parameters and logits stay float32.
   """
   units: Sequence[int]
   pieces: int
   init_range: float = 0.005
   input_keep: float = 0.8
   hidden_keep: float = 0.5
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, example_keys: Array | None = None) -> Array:
@@ -184,11 +195,11 @@ class MaxoutDiscriminator(nn.Module):
     h = x.reshape((x.shape[0], -1))
     for i, units in enumerate(self.units):
       h = example_dropout(h, self.input_keep if i == 0 else self.hidden_keep, example_keys, i)
-      h = nn.Dense(units * self.pieces, kernel_init=init, name=f'h{i}')(h)
+      h = nn.Dense(units * self.pieces, kernel_init=init, dtype=self.dtype, name=f'h{i}')(h)
       # pylearn2 orders a unit's pieces contiguously: column = unit * pieces + piece.
       h = maxout(h.reshape((h.shape[0], units, self.pieces)))
     h = example_dropout(h, self.hidden_keep, example_keys, len(self.units))
-    return nn.Dense(1, kernel_init=init, name='y')(h)[:, 0]
+    return nn.Dense(1, kernel_init=init, dtype=self.dtype, name='y')(h)[:, 0].astype(jnp.float32)
 
 
 def conv_output_size(size: int, kernel: int, pad: int) -> int:
@@ -355,6 +366,20 @@ def _config_error(message: str) -> ValueError:
   return validation.ConfigError(message)
 
 
+def compute_dtype(model_config):
+  """`config.model.compute_dtype` (default float32) as a dtype; bfloat16 only for MLP models."""
+  name = model_config.get('compute_dtype', 'float32')
+  if name not in COMPUTE_DTYPES:
+    raise _config_error(f"config.model.compute_dtype='{name}' is unknown: choose one of "
+                        f"{sorted(COMPUTE_DTYPES)}.")
+  if name != 'float32' and (model_config.generator, model_config.discriminator) != (
+      'mlp', 'maxout_mlp'):
+    raise _config_error(f"config.model.compute_dtype='{name}' is implemented for the fully "
+                        "connected models (generator='mlp', discriminator='maxout_mlp') only: "
+                        "use float32 for the convolutional ones.")
+  return COMPUTE_DTYPES[name]
+
+
 def build_generator(model_config, image_shape: Sequence[int]) -> nn.Module:
   """Builds G from `config.model` by name."""
   name = model_config.generator
@@ -370,7 +395,8 @@ def build_generator(model_config, image_shape: Sequence[int]) -> nn.Module:
         prefix_hidden=tuple(model_config.get('g_pre_hidden', ())),
         prefix_activations=tuple(model_config.get('g_pre_activations', ())),
         prefix_inits=tuple(model_config.get('g_pre_inits', ())),
-        prefix_bias=tuple(model_config.get('g_pre_bias', ())))
+        prefix_bias=tuple(model_config.get('g_pre_bias', ())),
+        dtype=compute_dtype(model_config))
   if name == 'deconv':
     m = model_config
     feature_shape, kernel, stride = tuple(m.g_reshape), tuple(m.g_deconv_kernel), tuple(
@@ -411,7 +437,8 @@ def build_discriminator(model_config) -> nn.Module:
         pieces=model_config.d_pieces,
         init_range=model_config.d_init_range,
         input_keep=model_config.d_input_keep,
-        hidden_keep=model_config.d_hidden_keep)
+        hidden_keep=model_config.d_hidden_keep,
+        dtype=compute_dtype(model_config))
   if name == 'maxout_conv':
     m = model_config
     return MaxoutConvDiscriminator(

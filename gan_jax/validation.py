@@ -79,6 +79,7 @@ def validate(config, device_count: int) -> None:
   _choice(config.model.generator, models.GENERATORS, 'model.generator')
   _choice(config.model.discriminator, models.DISCRIMINATORS, 'model.discriminator')
   _choice(config.model.prior, models.PRIORS, 'model.prior')
+  models.compute_dtype(config.model)
   _choice(config.train.update_rule, train_step.UPDATE_RULES, 'train.update_rule')
   _choice(config.train.generator_loss, losses.GENERATOR_LOSSES, 'train.generator_loss')
   _choice(config.optim.name, optim.OPTIMIZERS, 'optim.name')

@@ -2,6 +2,7 @@
 
 import chex
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -119,3 +120,29 @@ def test_maxout_gradient_is_theanos():
   g = jax.grad(lambda h: jnp.sum(models.maxout(h) * jnp.array([[10.0, 1.0]])))(h)
   # The winner gets the whole gradient, each piece of a tie in full (not split).
   np.testing.assert_array_equal(g, [[[0.0, 10.0, 10.0], [1.0, 0.0, 0.0]]])
+
+
+def test_bfloat16_compute_matches_float32():
+  """compute_dtype='bfloat16': float32 parameters and outputs, values within bf16 rounding."""
+  config = mnist.get_config()
+  key = jax.random.PRNGKey(0)
+  z = models.sample_prior(key, (16, 100), 'uniform')
+  x = jax.random.uniform(key, (16, 28, 28, 1))
+  out = {}
+  for dtype in ('float32', 'bfloat16'):
+    config.model.compute_dtype = dtype
+    g = models.build_generator(config.model, (28, 28, 1))
+    d = models.build_discriminator(config.model)
+    g_params = g.init(key, z)  # Parameters do not depend on the compute dtype.
+    d_params = d.init(key, x)
+    chex.assert_trees_all_equal_dtypes(g_params, jax.tree.map(jnp.float32, g_params))
+    images, logits = g.apply(g_params, z), d.apply(d_params, x)
+    assert images.dtype == jnp.float32 and logits.dtype == jnp.float32
+    out[dtype] = images, logits, jax.grad(lambda p: d.apply(p, x).sum())(d_params)
+  np.testing.assert_allclose(out['bfloat16'][0], out['float32'][0], atol=2e-2)
+  np.testing.assert_allclose(out['bfloat16'][1], out['float32'][1], atol=2e-2)
+  assert not np.array_equal(out['bfloat16'][1], out['float32'][1])  # bf16 really ran.
+  g32 = jax.flatten_util.ravel_pytree(out['float32'][2])[0]
+  g16 = jax.flatten_util.ravel_pytree(out['bfloat16'][2])[0]
+  assert g16.dtype == jnp.float32
+  assert float(jnp.dot(g32, g16) / jnp.linalg.norm(g32) / jnp.linalg.norm(g16)) > 0.99

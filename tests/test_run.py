@@ -98,3 +98,13 @@ def test_real_mnist_splits_and_steps(tmp_path):
                              0.130660, atol=1e-5)  # shared/data/README.md
   result = run.train_and_evaluate(config, str(tmp_path / 'real'))
   assert np.isfinite(result['d_loss'])
+
+
+def test_bfloat16_compute_trains(tmp_path):
+  config = tiny_mnist_config()
+  config.model.compute_dtype = 'bfloat16'
+  with tfds.testing.mock_data(num_examples=64):
+    result = run.train_and_evaluate(config, str(tmp_path / 'bf16'))
+  assert np.isfinite(result['d_loss']) and np.isfinite(result['g_loss'])
+  state, _ = _final_state(config, str(tmp_path / 'bf16'))
+  assert all(p.dtype == np.float32 for p in jax.tree.leaves(state.g_params))
