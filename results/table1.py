@@ -1,0 +1,114 @@
+r"""Table 1 from a folder of MNIST runs: choose each run's checkpoint, score it, print the table.
+
+  python results/table1.py --runs=runs/table1 [--evaluate] [--out=table1.md]
+
+Every sub-folder of --runs that holds a config.json is a run (a workdir of launch.py). Its
+checkpoint is chosen on validation data alone: the step with the best training-time estimate
+`parzen_valid` in metrics.jsonl (`config.eval.every`), as pylearn2's MonitorBasedSaveBest keeps the
+best model by a validation channel. With --evaluate, the paper's protocol (what
+`launch.py --mode=eval --step=N` runs, with the run's own config.json) scores that checkpoint and
+the newest one on the test set, writing parzen_step_N.json into the run; otherwise those files
+must exist already. Runs that wrote no estimate are scored at their newest checkpoint only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import ml_collections
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax import checkpoint
+from gan_jax import evaluation
+
+_RUNS = flags.DEFINE_string('runs', None, 'Folder whose sub-folders are MNIST runs.')
+_EVALUATE = flags.DEFINE_bool('evaluate', False, 'Run the protocol where its JSON is missing.')
+_OUT = flags.DEFINE_string('out', '', 'Also write the table (markdown) to this file.')
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run was trained with (its config.json), lists back as tuples."""
+  def tuples(x):
+    if isinstance(x, dict):
+      return {k: tuples(v) for k, v in x.items()}
+    return tuple(tuples(v) for v in x) if isinstance(x, list) else x
+  with open(os.path.join(workdir, 'config.json')) as f:
+    return ml_collections.ConfigDict(tuples(json.load(f)))
+
+
+def metrics(workdir: str) -> list[dict]:
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def choose(workdir: str) -> dict:
+  """The run's newest checkpoint and the checkpointed step with the best validation estimate."""
+  steps = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), read_only=True)
+  saved = sorted(steps.manager.all_steps())
+  steps.close()
+  if not saved:
+    raise ValueError(f'{workdir} has no checkpoints.')
+  lines = metrics(workdir)
+  valid = {l['step']: l['parzen_valid'] for l in lines if 'parzen_valid' in l}
+  scored = [s for s in saved if s in valid]
+  best = max(scored, key=valid.get) if scored else saved[-1]
+  rates = [l['steps_per_sec'] for l in lines if 'steps_per_sec' in l]
+  return {'last': saved[-1], 'best': best, 'best_valid': valid.get(best),
+          'steps_per_sec': sorted(rates)[len(rates) // 2] if rates else None}
+
+
+def score(workdir: str, config, step: int, run_protocol: bool) -> dict | None:
+  path = os.path.join(workdir, f'parzen_step_{step:08d}.json')
+  if not os.path.exists(path) and run_protocol:
+    evaluation.evaluate(config, workdir, step)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def fmt(record: dict | None) -> str:
+  if record is None:
+    return 'not scored'
+  return f"{record['mean_ll']:.1f} ± {record['std_err']:.1f} (σ {record['sigma']:.3f})"
+
+
+def main(argv):
+  del argv
+  rows = []
+  for name in sorted(os.listdir(_RUNS.value)):
+    workdir = os.path.join(_RUNS.value, name)
+    if not os.path.exists(os.path.join(workdir, 'config.json')):
+      continue
+    config = load_config(workdir)
+    chosen = choose(workdir)
+    best = score(workdir, config, chosen['best'], _EVALUATE.value)
+    last = score(workdir, config, chosen['last'], _EVALUATE.value)
+    t = config.train
+    rate = f"{chosen['steps_per_sec']:.0f}" if chosen['steps_per_sec'] else '-'
+    valid = f"{chosen['best_valid']:.1f}" if chosen['best_valid'] is not None else '-'
+    rows.append(f"| {name} | {t.update_rule} (k={t.k_steps}) | {t.generator_loss} | "
+                f"{config.model.get('compute_dtype', 'float32')} | {config.seed} | "
+                f"{chosen['last']:,} | {rate} | {chosen['best']:,} ({valid}) | {fmt(best)} | "
+                f"{fmt(last)} |")
+  table = '\n'.join([
+      '| run | update rule | G loss | compute | seed | steps | steps/s | chosen step (valid '
+      'estimate) | test LL at chosen step | test LL at last step |',
+      '|---|---|---|---|---|---|---|---|---|---|', *rows])
+  print(table)
+  if _OUT.value:
+    with open(_OUT.value, 'w') as f:
+      f.write(table + '\n')
+
+
+if __name__ == '__main__':
+  flags.mark_flag_as_required('runs')
+  app.run(main)
