@@ -117,9 +117,14 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
     z = noise(key, x.shape[0])
 
     def objectives(g_params, d_params):
-      real = d_logits(d_params, x, key, _REAL_DROPOUT)
-      # G's gradient flows through this very pass (same dropout masks) that D's fake loss uses.
-      fake = d_logits(d_params, g_model.apply(g_params, z), key, _FAKE_DROPOUT)
+      # One D pass over [real; fake] (M = 2B dots, measured +6% a step on 2 CPU cores); each
+      # half keeps its own per-example keys, so the masks are those of two separate passes. G's
+      # gradient flows through the fake half: the very pass (same masks) that D's fake loss uses.
+      keys = jnp.concatenate([
+          _example_keys(jax.random.fold_in(key, _REAL_DROPOUT), x.shape[0], axis_name),
+          _example_keys(jax.random.fold_in(key, _FAKE_DROPOUT), x.shape[0], axis_name)])
+      logits = d_model.apply(d_params, jnp.concatenate([x, g_model.apply(g_params, z)]), keys)
+      real, fake = logits[:x.shape[0]], logits[x.shape[0]:]
       aux = losses.discriminator_metrics(real, fake)
       return (losses.discriminator_loss(real, fake),
               losses.generator_loss(fake, spec.generator_loss)), aux
