@@ -29,7 +29,7 @@ for seed in ${SEEDS:-0 1 2}; do
   start sim_s$seed --config.seed=$seed --config.train.update_rule=simultaneous
   start alt_s$seed --config.seed=$seed --config.train.update_rule=alternating
 done
-[ -n "${BF16:-1}" ] && start sim_s0_bf16 --config.seed=0 --config.model.compute_dtype=bfloat16
+[ -n "${BF16-1}" ] && start sim_s0_bf16 --config.seed=0 --config.model.compute_dtype=bfloat16
 echo "$(date -u +%T) started ${#pids[@]} runs for ${train_s}s"
 sleep "$train_s"
 kill -TERM "${pids[@]}" 2>/dev/null
