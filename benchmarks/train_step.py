@@ -237,6 +237,9 @@ def bench_step(name: str, rule: str, images, steps: int, repeats: int, threads: 
       rates['torch1'] = max(rates['torch1'], best_rate(torch_step1.run, steps))
   torch.set_num_threads(threads)
   mm_flops = 2.0 * batch * width * width
+  # The port check compares both after the same updates: read the losses before the pairs below
+  # give gan_jax more.
+  jax_losses = {k: float(jax_step.metrics[k]) for k in ('d_loss', 'g_loss')}
   # Each pair times the step and then the matmul back to back, so both see the same load; the
   # median of the pairs' ratios is far steadier on a shared machine than a ratio of two bests.
   paired = [best_rate(jax_step.run, steps) * flops / (best_rate(jax_mm, mm_calls) * mm_flops)
@@ -250,7 +253,7 @@ def bench_step(name: str, rule: str, images, steps: int, repeats: int, threads: 
       mm_shape=f'[{batch},{width}]x[{width},{width}]', first_step_s=jax_step.first_step_s,
       recompiles=jax_step.recompiles, port=port,
       updates=1 + repeats * steps,
-      jax_losses={k: float(jax_step.metrics[k]) for k in ('d_loss', 'g_loss')},
+      jax_losses=jax_losses,
       torch_losses={k: float(v) for k, v in torch_step.out.items()})
 
 
