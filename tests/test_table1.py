@@ -1,0 +1,44 @@
+"""results/table1.py: the checkpoint chosen on validation, scored with the run's own config."""
+
+import json
+import os
+
+import pytest
+import tensorflow_datasets as tfds
+
+from conftest import tiny_mnist_config
+from gan_jax import run
+from results import table1
+
+
+def _small_eval(config):
+  p = config.eval.parzen
+  p.num_samples, p.valid_size, p.train_num_samples, p.train_valid_size = 50, 20, 30, 20
+  p.batch_size = 16
+  return config
+
+
+def test_choose_and_score(tmp_path):
+  workdir = str(tmp_path / 'runs' / 'a')
+  config = _small_eval(tiny_mnist_config(num_steps=6, checkpoint_every=2))
+  config.eval.every = 2
+  config.train.update_rule = 'alternating'
+  with tfds.testing.mock_data(num_examples=64):
+    run.train_and_evaluate(config, workdir)
+    loaded = table1.load_config(workdir)
+    assert loaded.train.update_rule == 'alternating' and loaded.model.g_hidden == (32, 32)
+    chosen = table1.choose(workdir)
+    valid = {l['step']: l['parzen_valid'] for l in table1.metrics(workdir) if 'parzen_valid' in l}
+    assert chosen['last'] == 6 and chosen['best'] == max(valid, key=valid.get)
+    assert chosen['best_valid'] == valid[chosen['best']]
+    assert table1.score(workdir, loaded, chosen['best'], run_protocol=False) is None
+    record = table1.score(workdir, loaded, chosen['best'], run_protocol=True)
+  assert record['step'] == chosen['best'] and record['n_samples'] == 50
+  with open(os.path.join(workdir, f"parzen_step_{chosen['best']:08d}.json")) as f:
+    assert json.load(f) == record
+  assert '± ' in table1.fmt(record) and table1.fmt(None) == 'not scored'
+
+
+def test_run_without_checkpoints(tmp_path):
+  with pytest.raises(ValueError, match='has no checkpoints'):
+    table1.choose(str(tmp_path))
