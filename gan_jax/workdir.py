@@ -13,6 +13,14 @@ RESUMABLE_CHANGES = (
 )
 
 
+# Fields added after runs were first written, with the value that behaves as their absence did:
+# a config.json without the field holds the same run as a config with this value.
+ADDED_FIELDS = {
+    'data.idx_dir': '',             # '' = read through TFDS, as before the IDX reader existed.
+    'model.compute_dtype': 'float32',
+}
+
+
 class WorkdirError(ValueError):
   """The workdir cannot hold this run."""
 
@@ -33,8 +41,14 @@ def config_dict(config) -> dict:
 
 
 def differences(old: dict, new: dict) -> list[str]:
-  """Fields (dotted) whose values differ, ignoring RESUMABLE_CHANGES and eval.parzen.*."""
+  """Fields (dotted) whose values differ, ignoring RESUMABLE_CHANGES and eval.parzen.*.
+
+  A field of ADDED_FIELDS missing on one side counts as holding its neutral value there.
+  """
   a, b = _flatten(old), _flatten(new)
+  for key, neutral in ADDED_FIELDS.items():
+    for side in (a, b):
+      side.setdefault(key, neutral)
   keys = sorted(set(a) | set(b))
   return [k for k in keys if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES
           and not k.startswith('eval.parzen.')]

@@ -95,6 +95,23 @@ def test_workdir_with_another_run(tmp_path):
   workdir_lib.prepare(workdir, other, allow_new_config=True)
 
 
+def test_run_from_before_a_field_existed_resumes(tmp_path):
+  """A config.json written before data.idx_dir / model.compute_dtype existed is the same run."""
+  import json
+  workdir = str(tmp_path / 'run')
+  workdir_lib.prepare(workdir, tiny_mnist_config())
+  os.makedirs(os.path.join(workdir, 'checkpoints', '10'))
+  path = os.path.join(workdir, 'config.json')
+  old = json.load(open(path))
+  del old['data']['idx_dir'], old['model']['compute_dtype']
+  json.dump(old, open(path, 'w'))
+  workdir_lib.prepare(workdir, tiny_mnist_config(), write=False)  # Resumes.
+  bf16 = tiny_mnist_config()
+  bf16.model.compute_dtype = 'bfloat16'
+  with pytest.raises(workdir_lib.WorkdirError, match="model.compute_dtype: None -> 'bfloat16'"):
+    workdir_lib.prepare(workdir, bf16)
+
+
 def _launch(*args, env=None):
   return subprocess.run([sys.executable, os.path.join(ROOT, 'launch.py'),
                          f'--config={os.path.join(ROOT, "experiments", "mnist.py")}', *args],
