@@ -93,6 +93,17 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
     keys = _example_keys(jax.random.fold_in(key, salt), x.shape[0], axis_name)
     return d_model.apply(d_params, x, keys)
 
+  def d_logits_real_fake(d_params, real, fake, key):
+    # One D pass over [real; fake] (M = 2B dots: +6% a step simultaneous, +4% alternating, on 2
+    # CPU cores); each half keeps its own per-example keys, so the masks are those of two
+    # separate passes (d_logits with _REAL_DROPOUT / _FAKE_DROPOUT).
+    n = real.shape[0]
+    keys = jnp.concatenate([
+        _example_keys(jax.random.fold_in(key, _REAL_DROPOUT), n, axis_name),
+        _example_keys(jax.random.fold_in(key, _FAKE_DROPOUT), fake.shape[0], axis_name)])
+    logits = d_model.apply(d_params, jnp.concatenate([real, fake]), keys)
+    return logits[:n], logits[n:]
+
   def apply(tx, grads, opt_state, params):
     updates, opt_state = tx.update(grads, opt_state, params)
     params = optim.max_col_norm(optax.apply_updates(params, updates), spec.max_col_norm)
@@ -117,14 +128,9 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
     z = noise(key, x.shape[0])
 
     def objectives(g_params, d_params):
-      # One D pass over [real; fake] (M = 2B dots, measured +6% a step on 2 CPU cores); each
-      # half keeps its own per-example keys, so the masks are those of two separate passes. G's
-      # gradient flows through the fake half: the very pass (same masks) that D's fake loss uses.
-      keys = jnp.concatenate([
-          _example_keys(jax.random.fold_in(key, _REAL_DROPOUT), x.shape[0], axis_name),
-          _example_keys(jax.random.fold_in(key, _FAKE_DROPOUT), x.shape[0], axis_name)])
-      logits = d_model.apply(d_params, jnp.concatenate([x, g_model.apply(g_params, z)]), keys)
-      real, fake = logits[:x.shape[0]], logits[x.shape[0]:]
+      # G's gradient flows through the fake half: the very pass (same masks) that D's fake
+      # loss uses.
+      real, fake = d_logits_real_fake(d_params, x, g_model.apply(g_params, z), key)
       aux = losses.discriminator_metrics(real, fake)
       return (losses.discriminator_loss(real, fake),
               losses.generator_loss(fake, spec.generator_loss)), aux
@@ -151,13 +157,7 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
       fake = jax.lax.stop_gradient(g_model.apply(state.g_params, noise(sub, local_batch)))
 
       def d_objective(d_params):
-        # One D pass over [real; fake], each half with its own per-example keys (so the masks
-        # are those of two passes): M = 2B dots and one weight gradient (measured +4%).
-        keys = jnp.concatenate([
-            _example_keys(jax.random.fold_in(sub, _REAL_DROPOUT), local_batch, axis_name),
-            _example_keys(jax.random.fold_in(sub, _FAKE_DROPOUT), local_batch, axis_name)])
-        logits = d_model.apply(d_params, jnp.concatenate([x, fake]), keys)
-        real, fake_logits = logits[:local_batch], logits[local_batch:]
+        real, fake_logits = d_logits_real_fake(d_params, x, fake, sub)
         return losses.discriminator_loss(real, fake_logits), losses.discriminator_metrics(
             real, fake_logits)
 
