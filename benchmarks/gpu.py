@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from experiments import mnist
+from benchmarks.common import dense_shapes, make_config, step_flops
 from gan_jax import data
 from gan_jax import run
 from gan_jax import train_step
@@ -41,40 +41,6 @@ _QUICK = flags.DEFINE_bool('quick', False, 'Tiny sizes, for a smoke test.')
 
 PRECISIONS = {'f32': ('float32', 'highest'), 'tf32': ('float32', 'default'),
               'bf16': ('bfloat16', 'default')}
-
-
-def make_config(name: str, rule: str, dtype: str):
-  config = mnist.get_config()
-  config.train.update_rule, config.train.k_steps = rule, 1
-  config.model.compute_dtype = dtype
-  if name == 'cifar10':  # cifar10.py's fully connected sizes (benchmarks/train_step.py).
-    m = config.model
-    config.data.name, config.data.preprocessing = 'cifar10', 'gcn'
-    m.g_hidden, m.g_activations = (8000, 8000), ('relu', 'sigmoid')
-    m.g_output_activation, m.g_output_bias_from_marginals = 'linear', False
-    m.d_units, m.d_pieces = (1600, 1600), 5
-  return config
-
-
-def step_flops(exp, state, batch: int, rule: str) -> float:
-  """As benchmarks/train_step.py: 2 FLOPs per multiply-add of the dots one step must do."""
-  def shapes(params):
-    layers = params['params']
-    return [tuple(layers[n]['kernel'].shape) for n in sorted(layers, key=_layer_order)]
-  g, d = shapes(state.g_params), shapes(state.d_params)
-  g_all, g_inner = sum(i * o for i, o in g), sum(i * o for i, o in g[1:])
-  d_all, d_inner = sum(i * o for i, o in d), sum(i * o for i, o in d[1:])
-  macs = g_all + (4 * d_all + 2 * d_inner) + (d_all + g_all + g_inner)
-  if rule == 'alternating':
-    macs += g_all + d_all
-  del exp
-  return 2.0 * batch * macs
-
-
-def _layer_order(name: str):
-  kind = {'pre': 0, 'h': 1, 'out': 2, 'y': 2}
-  prefix = name.rstrip('0123456789')
-  return kind[prefix], int(name[len(prefix):] or 0)
 
 
 def timed(fn, *args) -> float:
@@ -107,7 +73,8 @@ def bench_step(name: str, rule: str, precision: str, steps: int, repeats: int) -
     best = min(timed(chunk, state, rng) for _ in range(repeats))
     state, metrics = chunk(state, rng)
     finite = bool(np.all(np.asarray(metrics['finite'])))
-  flops = step_flops(exp, state, config.train.batch_size, rule)
+  flops = step_flops(dense_shapes(state.g_params), dense_shapes(state.d_params),
+                     config.train.batch_size, rule)
   width = config.model.g_hidden[1]
   return dict(config=name, rule=rule, precision=precision, steps_per_s=steps / best,
               tflops=steps * flops / best / 1e12, compile_s=compile_s, finite=finite,

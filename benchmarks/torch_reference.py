@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.common import flax_layer_order
+
 ACTIVATIONS = {'relu': nn.ReLU, 'sigmoid': nn.Sigmoid, 'linear': nn.Identity}
 
 
@@ -60,13 +62,6 @@ def build_discriminator(model_config, image_shape) -> nn.Sequential:
 
 def _linears(model: nn.Module) -> list[nn.Linear]:
   return [mod for mod in model.modules() if isinstance(mod, nn.Linear)]
-
-
-def flax_layer_order(names) -> list[str]:
-  """gan_jax's Dense layer names from input to output: pre*, h*, then out (G) or y (D)."""
-  rank = lambda n: (0 if n.startswith('pre') else 2 if n in ('out', 'y') else 1,
-                    int(''.join(c for c in n if c.isdigit()) or 0))
-  return sorted(names, key=rank)
 
 
 def load_flax_params(model: nn.Module, flax_params) -> None:

@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from benchmarks import torch_reference
+from benchmarks.common import dense_shapes, make_config, step_flops
 from experiments import mnist
 from gan_jax import data
 from gan_jax import run
@@ -63,21 +64,6 @@ def _on_duration(event: str, duration: float, **kwargs) -> None:
     _compiles.append(kwargs.get('fun_name', '?'))
 
 
-def make_config(name: str, rule: str):
-  """MNIST's config, or its copy with the CIFAR-10 fully connected sizes."""
-  config = mnist.get_config()
-  config.train.update_rule = rule
-  config.train.k_steps = 1
-  if name == 'cifar10':
-    m = config.model
-    config.data.name, config.data.preprocessing = 'cifar10', 'gcn'
-    m.g_hidden, m.g_activations = (8000, 8000), ('relu', 'sigmoid')
-    m.g_inits, m.g_bias = ('uniform:0.05', 'uniform:0.05'), (0.0, 0.0)
-    m.g_output_activation, m.g_output_bias_from_marginals = 'linear', False
-    m.d_units, m.d_pieces = (1600, 1600), 5
-  return config
-
-
 def load_images(name: str, quick: bool) -> tuple[np.ndarray, str]:
   """Training images [N, H, W, C] float32 and where they came from."""
   config = make_config(name, 'simultaneous')
@@ -86,32 +72,6 @@ def load_images(name: str, quick: bool) -> tuple[np.ndarray, str]:
   shape = (50_000, 28, 28, 1) if name == 'mnist' else (2_000, 32, 32, 3)
   raw = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
   return data.preprocess(raw, config.data.preprocessing), f'random uint8 images {shape}'
-
-
-def dense_shapes(params) -> list[tuple[int, int]]:
-  """(fan_in, fan_out) of every Dense layer, from input to output."""
-  layers = params['params']
-  return [tuple(layers[n]['kernel'].shape) for n in torch_reference.flax_layer_order(layers)]
-
-
-def step_flops(g_shapes, d_shapes, batch: int, rule: str) -> float:
-  """FLOPs of the dots one step needs (2 per multiply-add), counted from the layer shapes.
-
-  Forward: G once, D on real and on fake. D's gradient: every weight gradient of both passes and
-  the input gradients of all but D's first layer. G's gradient (through the fake pass): D's input
-  gradients of all layers, then G's weight gradients and the input gradients of all but its
-  first layer. Alternating (k=1) adds one G forward and one D forward on fresh fakes.
-  """
-  g_all = sum(i * o for i, o in g_shapes)
-  g_inner = sum(i * o for i, o in g_shapes[1:])
-  d_all = sum(i * o for i, o in d_shapes)
-  d_inner = sum(i * o for i, o in d_shapes[1:])
-  d_step = 2 * d_all + 2 * d_all + 2 * d_inner  # forward, weight grads, input grads (2 passes)
-  g_step = d_all + g_all + g_inner  # backward through D's fake pass, then through G
-  macs = g_all + d_step + g_step
-  if rule == 'alternating':
-    macs += g_all + d_all  # G's step draws fresh z and a fresh D pass
-  return 2.0 * batch * macs
 
 
 def best_rate(fn, count: int) -> float:
