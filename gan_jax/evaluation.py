@@ -42,6 +42,11 @@ def training_estimate(exp: run.Experiment, g_params, valid_images: np.ndarray,
   return {'parzen_valid': float(np.max(curve)), 'parzen_sigma': float(sigma)}
 
 
+def step_json_name(step: int) -> str:
+  """The file `evaluate(..., step=step)` writes into the workdir."""
+  return f'parzen_step_{int(step):08d}.json'
+
+
 def evaluate(config, workdir: str, step: int | None = None) -> dict:
   """Runs the protocol on the checkpoint at `step` (default: newest) and writes parzen.json.
 
@@ -83,7 +88,7 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
     ckpt.close()
     samples = exp.generate(state.g_params, p.num_samples, jax.random.key(p.seed), p.batch_size)
     record.update(samples='generator', step=int(restored))
-    name = 'parzen.json' if step is None else f'parzen_step_{int(restored):08d}.json'
+    name = 'parzen.json' if step is None else step_json_name(restored)
   result = parzen.evaluate(_flat(test), _flat(valid), _flat(samples), tuple(p.sigmas))
   record.update(
       mean_ll=result.mean_ll, std_err=result.std_err, sigma=result.sigma,

@@ -66,7 +66,7 @@ def choose(workdir: str) -> dict:
 
 
 def score(workdir: str, config, step: int, run_protocol: bool) -> dict | None:
-  path = os.path.join(workdir, f'parzen_step_{step:08d}.json')
+  path = os.path.join(workdir, evaluation.step_json_name(step))
   if not os.path.exists(path) and run_protocol:
     evaluation.evaluate(config, workdir, step)
   if not os.path.exists(path):
