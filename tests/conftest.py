@@ -33,6 +33,14 @@ def tiny_mnist_config(**train):
   return config
 
 
+def small_eval(config):
+  """Shrinks config.eval.parzen to a few dozen samples and points."""
+  p = config.eval.parzen
+  p.num_samples, p.valid_size, p.train_num_samples, p.train_valid_size = 50, 20, 30, 20
+  p.batch_size = 16
+  return config
+
+
 @pytest.fixture
 def tiny_config():
   return tiny_mnist_config

@@ -7,22 +7,15 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from conftest import REAL_MNIST, tiny_mnist_config
+from conftest import REAL_MNIST, small_eval, tiny_mnist_config
 from gan_jax import checkpoint
 from gan_jax import evaluation
 from gan_jax import run
 
 
-def _small_eval(config):
-  p = config.eval.parzen
-  p.num_samples, p.valid_size, p.train_num_samples, p.train_valid_size = 50, 20, 30, 20
-  p.batch_size = 16
-  return config
-
-
 def test_eval_mode_writes_parzen_json(tmp_path):
   workdir = str(tmp_path / 'run')
-  config = _small_eval(tiny_mnist_config(num_steps=4))
+  config = small_eval(tiny_mnist_config(num_steps=4))
   config.eval.every = 2  # The cheap estimate during training, logged with the metrics.
   with tfds.testing.mock_data(num_examples=64):
     result = run.train_and_evaluate(config, workdir)
@@ -40,7 +33,7 @@ def test_eval_mode_writes_parzen_json(tmp_path):
 
 
 def test_eval_without_checkpoints_is_a_clear_error(tmp_path):
-  config = _small_eval(tiny_mnist_config())
+  config = small_eval(tiny_mnist_config())
   with tfds.testing.mock_data(num_examples=64):
     with pytest.raises(checkpoint.CheckpointError, match='No checkpoints in .*train first'):
       evaluation.evaluate(config, str(tmp_path / 'nothing'))
@@ -51,7 +44,7 @@ def test_eval_with_another_model_is_a_clear_error(tmp_path):
   workdir = str(tmp_path / 'run')
   with tfds.testing.mock_data(num_examples=64):
     run.train_and_evaluate(tiny_mnist_config(num_steps=2, checkpoint_every=2), workdir)
-    other = _small_eval(tiny_mnist_config())
+    other = small_eval(tiny_mnist_config())
     other.model.g_hidden = (48, 48)
     with pytest.raises(checkpoint.CheckpointError, match='does not fit this model'):
       evaluation.evaluate(other, workdir)

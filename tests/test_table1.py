@@ -6,21 +6,14 @@ import os
 import pytest
 import tensorflow_datasets as tfds
 
-from conftest import tiny_mnist_config
+from conftest import small_eval, tiny_mnist_config
 from gan_jax import run
 from results import table1
 
 
-def _small_eval(config):
-  p = config.eval.parzen
-  p.num_samples, p.valid_size, p.train_num_samples, p.train_valid_size = 50, 20, 30, 20
-  p.batch_size = 16
-  return config
-
-
 def test_choose_and_score(tmp_path):
   workdir = str(tmp_path / 'runs' / 'a')
-  config = _small_eval(tiny_mnist_config(num_steps=6, checkpoint_every=2))
+  config = small_eval(tiny_mnist_config(num_steps=6, checkpoint_every=2))
   config.eval.every = 2
   config.train.update_rule = 'alternating'
   with tfds.testing.mock_data(num_examples=64):
