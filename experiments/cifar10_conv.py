@@ -112,6 +112,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
           train_valid_size=1_000,
           batch_size=1_000,
           data_as_samples=False,
+          # > 0: G's weights averaged over every checkpoint in [step - g_average, step]
+          # (post-hoc Polyak averaging; not the paper's protocol). Keep enough checkpoints.
+          g_average=0,
           seed=1,
       )),
   ))

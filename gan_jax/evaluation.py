@@ -47,6 +47,28 @@ def step_json_name(step: int) -> str:
   return f'parzen_step_{int(step):08d}.json'
 
 
+def average_generator(ckpt: checkpoint.Checkpointer, target, step: int, window: int):
+  """G's parameters averaged uniformly over every checkpoint in [step - window, step].
+
+  Post-hoc Polyak averaging along the run's own trajectory (Yazici et al., 2019): it needs no
+  change to training, only the checkpoints (`config.train.keep_checkpoints`).
+
+  Returns:
+    (averaged g_params, the steps averaged).
+  """
+  steps = [s for s in sorted(ckpt.manager.all_steps()) if step - window <= s <= step]
+  if len(steps) < 2:
+    raise checkpoint.CheckpointError(
+        f'config.eval.parzen.g_average={window} finds only the checkpoint(s) {steps} in '
+        f'[{step - window}, {step}]: widen it, or keep more checkpoints while training '
+        '(--config.train.keep_checkpoints).')
+  total = None
+  for s in steps:
+    g = ckpt.restore(target, s)[0].g_params
+    total = g if total is None else jax.tree.map(lambda a, b: a + b, total, g)
+  return jax.tree.map(lambda a: a / len(steps), total), steps
+
+
 def evaluate(config, workdir: str, step: int | None = None) -> dict:
   """Runs the protocol on the checkpoint at `step` (default: newest) and writes parzen.json.
 
@@ -84,11 +106,20 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
           'trained run.')
     ckpt = checkpoint.Checkpointer(ckpt_dir, read_only=True)  # Evaluation never prunes a run.
     target = exp.initial_state(None)
-    state, restored = ckpt.restore(target, step)
-    ckpt.close()
-    samples = exp.generate(state.g_params, p.num_samples, jax.random.key(p.seed), p.batch_size)
+    window = p.get('g_average', 0)
+    try:
+      state, restored = ckpt.restore(target, step)
+      g_params = state.g_params
+      if window:
+        g_params, averaged = average_generator(ckpt, target, restored, window)
+        record.update(g_average=window, averaged_steps=[int(s) for s in averaged])
+    finally:
+      ckpt.close()
+    samples = exp.generate(g_params, p.num_samples, jax.random.key(p.seed), p.batch_size)
     record.update(samples='generator', step=int(restored))
     name = 'parzen.json' if step is None else step_json_name(restored)
+    if window:  # Never overwrites the protocol's own file for the step.
+      name = name.replace('.json', f'_g_average_{window}.json')
   result = parzen.evaluate(_flat(test), _flat(valid), _flat(samples), tuple(p.sigmas))
   record.update(
       mean_ll=result.mean_ll, std_err=result.std_err, sigma=result.sigma,
@@ -101,6 +132,9 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
     json.dump(record, f, indent=2)
   os.replace(path + '.tmp', path)
   source = 'training images' if p.data_as_samples else f'step {record["step"]}'
+  if 'averaged_steps' in record:
+    source = (f'G averaged over {len(record["averaged_steps"])} checkpoints, steps '
+              f'{record["averaged_steps"][0]}-{record["step"]}')
   summary = (f'Parzen log-likelihood {result.mean_ll:.1f} +- {result.std_err:.1f} nats '
              f'(sigma {result.sigma:.3f}, {result.n_samples} samples from {source}, '
              f'{result.n_test} test images) -> {path}')

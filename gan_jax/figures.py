@@ -23,6 +23,7 @@ from PIL import ImageFont
 
 from gan_jax import checkpoint
 from gan_jax import data
+from gan_jax import evaluation
 from gan_jax import models
 from gan_jax import run
 from gan_jax import writers
@@ -177,7 +178,7 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
 
   Returns:
     The paths written: figure1.png for 1-D data, else samples.png, nearest.png and
-    interpolation.png.
+    interpolation.png (in figures_g_average_<W>/ for G averaged as config.eval.parzen.g_average).
 
   Raises:
     CheckpointError: the workdir has no checkpoint (at `step`).
@@ -196,11 +197,15 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
     if int(np.prod(train.shape[1:])) == 1:
       return [_toy_figure(exp, ckpt, target, step, jax.random.fold_in(key, _TOY_SALT),
                           os.path.join(out_dir, 'figure1.png'))]
-    state, _ = ckpt.restore(target, step)
+    state, restored = ckpt.restore(target, step)
+    g = state.g_params
+    window = config.eval.parzen.get('g_average', 0)
+    if window:  # Draw the averaged G that --mode=eval scores, into a folder of its own.
+      g, _ = evaluation.average_generator(ckpt, target, restored, window)
+      out_dir += f'_g_average_{window}'
   finally:
     ckpt.close()
   norm = config.data.preprocessing
-  g = state.g_params
   paths = []
 
   samples = exp.generate(g, NUM_SAMPLES, jax.random.fold_in(key, _SAMPLES_SALT))

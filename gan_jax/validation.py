@@ -128,6 +128,10 @@ def validate(config, device_count: int) -> None:
   for field in ('num_samples', 'valid_size', 'train_num_samples', 'train_valid_size',
                 'batch_size'):
     _positive(p[field], f'eval.parzen.{field}', integer=True)
+  g_average = p.get('g_average', 0)
+  if not isinstance(g_average, int) or isinstance(g_average, bool) or g_average < 0:
+    raise ConfigError(f'config.eval.parzen.g_average must be an integer >= 0 (0 = off), got '
+                      f'{g_average!r}.')
   if not len(p.sigmas) or min(p.sigmas) <= 0:
     raise ConfigError(f'config.eval.parzen.sigmas must be non-empty and positive, got '
                       f'{tuple(p.sigmas)}.')

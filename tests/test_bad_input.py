@@ -169,3 +169,11 @@ def test_resume_into_another_model_is_refused(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match='does not fit this model'):
       run.train_and_evaluate(other, workdir, allow_config_change=True)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['3']
+
+
+@pytest.mark.parametrize('value', [-5000, -1])  # ConfigDict itself refuses a float.
+def test_g_average_must_be_a_step_count(value):
+  config = tiny_mnist_config()
+  config.eval.parzen.g_average = value
+  with pytest.raises(validation.ConfigError, match=r'eval.parzen.g_average must be an integer >= 0'):
+    validation.validate(config, jax.device_count())

@@ -3,6 +3,7 @@
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -49,6 +50,44 @@ def test_eval_with_another_model_is_a_clear_error(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match='does not fit this model'):
       evaluation.evaluate(other, workdir)
   assert os.listdir(os.path.join(workdir, 'checkpoints')) == ['2']
+
+
+def test_g_average_is_the_mean_of_the_checkpoints_generators(tmp_path):
+  workdir = str(tmp_path / 'run')
+  config = small_eval(tiny_mnist_config(num_steps=6, checkpoint_every=2, keep_checkpoints=10))
+  with tfds.testing.mock_data(num_examples=64):
+    run.train_and_evaluate(config, workdir)
+    plain = evaluation.evaluate(config, workdir, step=6)
+    config.eval.parzen.g_average = 4
+    averaged = evaluation.evaluate(config, workdir, step=6)
+    exp = run.build(config, train_size=20, image_shape=(28, 28, 1))
+  assert averaged['averaged_steps'] == [2, 4, 6] and averaged['g_average'] == 4
+  assert 'averaged_steps' not in plain and averaged['mean_ll'] != plain['mean_ll']
+  saved = os.path.join(workdir, 'parzen_step_00000006_g_average_4.json')
+  assert json.load(open(saved)) == averaged
+  assert json.load(open(os.path.join(workdir, 'parzen_step_00000006.json'))) == plain
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), read_only=True)
+  target = exp.initial_state(None)
+  mean, steps = evaluation.average_generator(ckpt, target, 6, 4)
+  by_hand = [ckpt.restore(target, s)[0].g_params for s in (2, 4, 6)]
+  ckpt.close()
+  assert steps == [2, 4, 6]
+  for leaf, *parts in zip(jax.tree.leaves(mean), *map(jax.tree.leaves, by_hand)):
+    np.testing.assert_allclose(leaf, sum(np.asarray(p) for p in parts) / 3, rtol=1e-6, atol=1e-7)
+
+
+def test_g_average_over_a_single_checkpoint_is_a_clear_error(tmp_path):
+  workdir = str(tmp_path / 'run')
+  config = small_eval(tiny_mnist_config(num_steps=6, checkpoint_every=2))  # Keeps 3.
+  with tfds.testing.mock_data(num_examples=64):
+    run.train_and_evaluate(config, workdir)
+    config.eval.parzen.g_average = 1
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=r'g_average=1 finds only the checkpoint\(s\) \[6\] in \[5, 6\]: '
+                             'widen it, or keep more checkpoints'):
+      evaluation.evaluate(config, workdir, step=6)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints')), key=int) == ['2', '4', '6']
+  assert not any(n.startswith('parzen') for n in os.listdir(workdir))
 
 
 @pytest.mark.skipif(not REAL_MNIST, reason='set TFDS_DATA_DIR to a TFDS dir holding mnist')

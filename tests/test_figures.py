@@ -112,8 +112,12 @@ def test_make_figures_on_a_tiny_mnist_run(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match='step 3'):
       figures.make_figures(config, workdir, step=3)
     older = figures.make_figures(config, str(workdir), step=2)
+    config.eval.parzen.g_average = 2  # G averaged over the checkpoints at steps 2 and 4.
+    averaged = figures.make_figures(config, workdir)
   names = ['samples.png', 'nearest.png', 'interpolation.png']
   assert paths == older == [os.path.join(workdir, 'figures', n) for n in names]
+  assert averaged == [os.path.join(workdir, 'figures_g_average_2', n) for n in names]
+  assert [_png_size(p) for p in averaged] == [_png_size(p) for p in paths]
   tile, b = 28 + 1, figures.NN_BORDER
   assert _png_size(paths[0]) == (figures.SAMPLE_ROWS * tile - 1,) * 2
   assert _png_size(paths[1]) == (
