@@ -33,12 +33,6 @@ from gan_jax import parzen
 from gan_jax import run
 from results import table1
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'A trained run (its config.json is used).')
-_STEP = flags.DEFINE_integer('step', None, 'Checkpoint to score (default: newest).')
-_NUM_SAMPLES = flags.DEFINE_list('num_samples', ['10000', '50000'], 'Sample counts to try.')
-_SEEDS = flags.DEFINE_list('seeds', ['1', '2', '3'], 'Noise keys (1 is the protocol\'s).')
-_FINE = flags.DEFINE_integer('fine_sigmas', 100, 'Points of the fine logspace(-1, 0, n) grid.')
-_DATA = flags.DEFINE_bool('data_as_samples', False, 'Score training images, not G\'s samples.')
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -110,6 +104,18 @@ def markdown(result: dict) -> str:
   return '\n'.join(lines)
 
 
+def define_flags() -> None:
+  """The command-line flags; defined only when run as a script, so the tests can import both
+  analysis scripts (absl refuses a flag name defined twice)."""
+  global _WORKDIR, _STEP, _NUM_SAMPLES, _SEEDS, _FINE, _DATA  # pylint: disable=global-statement
+  _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained run (its config.json is used).')
+  _STEP = flags.DEFINE_integer('step', None, 'Checkpoint to score (default: newest).')
+  _NUM_SAMPLES = flags.DEFINE_list('num_samples', ['10000', '50000'], 'Sample counts to try.')
+  _SEEDS = flags.DEFINE_list('seeds', ['1', '2', '3'], 'Noise keys (1 is the protocol\'s).')
+  _FINE = flags.DEFINE_integer('fine_sigmas', 100, 'Points of the fine logspace(-1, 0, n) grid.')
+  _DATA = flags.DEFINE_bool('data_as_samples', False, 'Score training images, not G\'s samples.')
+
+
 def main(argv):
   del argv
   config = table1.load_config(_WORKDIR.value)
@@ -124,5 +130,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   flags.mark_flag_as_required('workdir')
   app.run(main)

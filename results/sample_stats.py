@@ -31,10 +31,6 @@ from gan_jax import figures
 from gan_jax import run
 from results import table1
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'A trained run (its config.json is used).')
-_STEP = flags.DEFINE_integer('step', None, 'Checkpoint (default: newest).')
-_AVERAGE = flags.DEFINE_list('g_average', ['0'], 'Windows of eval.parzen.g_average (0 = none).')
-_NUM = flags.DEFINE_integer('num_samples', 10_000, 'Samples per version of G.')
 
 
 def high_frequency_energy(images: np.ndarray) -> np.ndarray:
@@ -78,6 +74,16 @@ def sample_stats(config, workdir: str, step: int | None, windows: list[int],
   return rows
 
 
+def define_flags() -> None:
+  """The command-line flags; defined only when run as a script, so the tests can import both
+  analysis scripts (absl refuses a flag name defined twice)."""
+  global _WORKDIR, _STEP, _AVERAGE, _NUM  # pylint: disable=global-statement
+  _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained run (its config.json is used).')
+  _STEP = flags.DEFINE_integer('step', None, 'Checkpoint (default: newest).')
+  _AVERAGE = flags.DEFINE_list('g_average', ['0'], 'Windows of eval.parzen.g_average (0 = none).')
+  _NUM = flags.DEFINE_integer('num_samples', 10_000, 'Samples per version of G.')
+
+
 def main(argv):
   del argv
   config = table1.load_config(_WORKDIR.value)
@@ -89,5 +95,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   flags.mark_flag_as_required('workdir')
   app.run(main)
