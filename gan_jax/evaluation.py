@@ -47,26 +47,35 @@ def step_json_name(step: int) -> str:
   return f'parzen_step_{int(step):08d}.json'
 
 
-def average_generator(ckpt: checkpoint.Checkpointer, target, step: int, window: int):
-  """G's parameters averaged uniformly over every checkpoint in [step - window, step].
+def restore_generator(ckpt: checkpoint.Checkpointer, target, step: int | None, window: int = 0):
+  """G's parameters at `step` (default: newest), or averaged over [step - window, step].
 
-  Post-hoc Polyak averaging along the run's own trajectory (Yazici et al., 2019): it needs no
-  change to training, only the checkpoints (`config.train.keep_checkpoints`).
+  With `window` > 0, every checkpoint in that range counts once: post-hoc Polyak averaging along
+  the run's own trajectory (Yazici et al., 2019), needing no change to training, only the
+  checkpoints (`config.train.keep_checkpoints`).
 
   Returns:
-    (averaged g_params, the steps averaged).
+    (g_params, the step restored, the steps averaged: just [step] when window is 0).
   """
-  steps = [s for s in sorted(ckpt.manager.all_steps()) if step - window <= s <= step]
+  state, restored = ckpt.restore(target, step)
+  if not window:
+    return state.g_params, restored, [restored]
+  steps = [s for s in sorted(ckpt.manager.all_steps()) if restored - window <= s <= restored]
   if len(steps) < 2:
     raise checkpoint.CheckpointError(
         f'config.eval.parzen.g_average={window} finds only the checkpoint(s) {steps} in '
-        f'[{step - window}, {step}]: widen it, or keep more checkpoints while training '
+        f'[{restored - window}, {restored}]: widen it, or keep more checkpoints while training '
         '(--config.train.keep_checkpoints).')
   total = None
-  for s in steps:
-    g = ckpt.restore(target, s)[0].g_params
+  for s in steps:  # In step order; `restored` is already in memory.
+    g = state.g_params if s == restored else ckpt.restore(target, s)[0].g_params
     total = g if total is None else jax.tree.map(lambda a, b: a + b, total, g)
-  return jax.tree.map(lambda a: a / len(steps), total), steps
+  return jax.tree.map(lambda a: a / len(steps), total), restored, steps
+
+
+def g_average_suffix(window: int) -> str:
+  """What --mode=eval and --mode=figures append to their outputs' names for an averaged G."""
+  return f'_g_average_{window}' if window else ''
 
 
 def evaluate(config, workdir: str, step: int | None = None) -> dict:
@@ -108,18 +117,16 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
     target = exp.initial_state(None)
     window = p.get('g_average', 0)
     try:
-      state, restored = ckpt.restore(target, step)
-      g_params = state.g_params
-      if window:
-        g_params, averaged = average_generator(ckpt, target, restored, window)
-        record.update(g_average=window, averaged_steps=[int(s) for s in averaged])
+      g_params, restored, averaged = restore_generator(ckpt, target, step, window)
     finally:
       ckpt.close()
+    if window:
+      record.update(g_average=window, averaged_steps=[int(s) for s in averaged])
     samples = exp.generate(g_params, p.num_samples, jax.random.key(p.seed), p.batch_size)
     record.update(samples='generator', step=int(restored))
     name = 'parzen.json' if step is None else step_json_name(restored)
-    if window:  # Never overwrites the protocol's own file for the step.
-      name = name.replace('.json', f'_g_average_{window}.json')
+    # An averaged G never overwrites the protocol's own file for the step.
+    name = name.replace('.json', g_average_suffix(window) + '.json')
   result = parzen.evaluate(_flat(test), _flat(valid), _flat(samples), tuple(p.sigmas))
   record.update(
       mean_ll=result.mean_ll, std_err=result.std_err, sigma=result.sigma,

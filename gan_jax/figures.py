@@ -197,12 +197,10 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
     if int(np.prod(train.shape[1:])) == 1:
       return [_toy_figure(exp, ckpt, target, step, jax.random.fold_in(key, _TOY_SALT),
                           os.path.join(out_dir, 'figure1.png'))]
-    state, restored = ckpt.restore(target, step)
-    g = state.g_params
+    # An averaged G (what --mode=eval scores with g_average) is drawn into a folder of its own.
     window = config.eval.parzen.get('g_average', 0)
-    if window:  # Draw the averaged G that --mode=eval scores, into a folder of its own.
-      g, _ = evaluation.average_generator(ckpt, target, restored, window)
-      out_dir += f'_g_average_{window}'
+    g, _, _ = evaluation.restore_generator(ckpt, target, step, window)
+    out_dir += evaluation.g_average_suffix(window)
   finally:
     ckpt.close()
   norm = config.data.preprocessing

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import checkpoint
 from gan_jax import data
+from gan_jax import evaluation
 from gan_jax import parzen
 from gan_jax import run
 from results import table1
@@ -63,9 +64,11 @@ def sensitivity(config, workdir: str, step: int | None, num_samples: list[int],
   else:
     exp = run.build(config, train_size=len(valid), image_shape=splits['valid'].shape[1:])
     ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), read_only=True)
-    state, restored = ckpt.restore(exp.initial_state(None), step)
-    ckpt.close()
-    draw = lambda n, s: _flat(exp.generate(state.g_params, n, jax.random.key(s), p.batch_size))
+    try:
+      g_params, restored, _ = evaluation.restore_generator(ckpt, exp.initial_state(None), step)
+    finally:
+      ckpt.close()
+    draw = lambda n, s: _flat(exp.generate(g_params, n, jax.random.key(s), p.batch_size))
 
   def pick(sigmas, valid_curve, test_ll):
     i = int(np.argmax(valid_curve))

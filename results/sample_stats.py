@@ -60,10 +60,8 @@ def sample_stats(config, workdir: str, step: int | None, windows: list[int],
   target = exp.initial_state(None)
   rows = []
   try:
-    state, restored = ckpt.restore(target, step)
     for window in windows:
-      g = (evaluation.average_generator(ckpt, target, restored, window)[0] if window
-           else state.g_params)
+      g, restored, _ = evaluation.restore_generator(ckpt, target, step, window)
       samples = exp.generate(g, num_samples, jax.random.key(p.seed), p.batch_size)
       rows.append({'samples': f'G @ {restored:,}' + (f', averaged over {window:,} steps'
                                                      if window else ''), **stats(samples, test)})

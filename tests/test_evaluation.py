@@ -3,6 +3,7 @@
 import json
 import os
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -68,10 +69,12 @@ def test_g_average_is_the_mean_of_the_checkpoints_generators(tmp_path):
   assert json.load(open(os.path.join(workdir, 'parzen_step_00000006.json'))) == plain
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), read_only=True)
   target = exp.initial_state(None)
-  mean, steps = evaluation.average_generator(ckpt, target, 6, 4)
+  mean, restored, steps = evaluation.restore_generator(ckpt, target, 6, 4)
+  alone = evaluation.restore_generator(ckpt, target, None)
   by_hand = [ckpt.restore(target, s)[0].g_params for s in (2, 4, 6)]
   ckpt.close()
-  assert steps == [2, 4, 6]
+  assert restored == 6 and steps == [2, 4, 6] and alone[1:] == (6, [6])
+  chex.assert_trees_all_equal(alone[0], by_hand[-1])
   for leaf, *parts in zip(jax.tree.leaves(mean), *map(jax.tree.leaves, by_hand)):
     np.testing.assert_allclose(leaf, sum(np.asarray(p) for p in parts) / 3, rtol=1e-6, atol=1e-7)
 
