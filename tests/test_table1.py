@@ -35,3 +35,25 @@ def test_choose_and_score(tmp_path):
 def test_run_without_checkpoints(tmp_path):
   with pytest.raises(ValueError, match='has no checkpoints'):
     table1.choose(str(tmp_path))
+
+
+def test_choose_on_protocol_files(tmp_path):
+  workdir = str(tmp_path / 'run')
+  config = small_eval(tiny_mnist_config(num_steps=6, checkpoint_every=2))
+  with tfds.testing.mock_data(num_examples=64):
+    run.train_and_evaluate(config, workdir)
+    # No protocol file yet: the newest checkpoint, no estimate.
+    assert table1.choose(workdir, 'protocol')['best'] == 6
+    records = {s: table1.score(workdir, config, s, run_protocol=True) for s in (2, 4)}
+  valid = {s: max(r['valid_ll']) for s, r in records.items()}
+  chosen = table1.choose(workdir, 'protocol')
+  assert chosen['best'] == max(valid, key=valid.get) and chosen['best_valid'] == max(valid.values())
+  # Variants (an averaged G) and the test numbers never take part in the choice.
+  loser = min(valid, key=valid.get)
+  with open(os.path.join(workdir, f'parzen_step_{loser:08d}_g_average_2.json'), 'w') as f:
+    json.dump(dict(records[loser], valid_ll=[1e9]), f)
+  with open(os.path.join(workdir, f'parzen_step_{loser:08d}.json'), 'w') as f:
+    json.dump(dict(records[loser], mean_ll=1e9), f)
+  assert table1.choose(workdir, 'protocol')['best'] == chosen['best']
+  with pytest.raises(ValueError, match="Unknown --choose_on 'test'"):
+    table1.choose(workdir, 'test')
