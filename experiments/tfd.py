@@ -143,6 +143,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       sample_every=5_000,
       steps_per_call=50,
       keep_checkpoints=3,
+      g_ema_decay=0.0,  # > 0 (e.g. 0.999): keep an EMA of G in training (eval.parzen.g_ema).
   ))
 
   config.eval = ml_collections.ConfigDict(dict(
@@ -158,6 +159,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
           # > 0: G's weights averaged over every checkpoint in [step - g_average, step]
           # (post-hoc Polyak averaging; not the paper's protocol). Keep enough checkpoints.
           g_average=0,
+          g_ema=False,  # Score / draw the EMA of G (needs train.g_ema_decay > 0).
           seed=1,
       )),
   ))

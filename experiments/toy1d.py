@@ -104,6 +104,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       sample_every=8_000,
       steps_per_call=250,
       keep_checkpoints=100,  # Keep them all: Figure 1 shows several points of training.
+      g_ema_decay=0.0,  # > 0 (e.g. 0.999): keep an EMA of G in training (eval.parzen.g_ema).
   ))
 
   config.eval = ml_collections.ConfigDict(dict(
@@ -119,6 +120,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
           # > 0: G's weights averaged over every checkpoint in [step - g_average, step]
           # (post-hoc Polyak averaging; not the paper's protocol). Keep enough checkpoints.
           g_average=0,
+          g_ema=False,  # Score / draw the EMA of G (needs train.g_ema_decay > 0).
           seed=1,
       )),
   ))

@@ -4,6 +4,10 @@ Orbax writes each checkpoint into a temporary directory and renames it when comp
 killed mid-save leaves no checkpoint that looks finished. A checkpoint that is finished but
 unreadable (a damaged disk, a file removed by hand) is skipped with a warning and the previous
 one used.
+
+The state is saved as a dict of its fields without the None ones (state.to_tree), and restored
+into the fields the checkpoint holds: a checkpoint with an EMA of G restores with it, one
+without (every checkpoint written before the EMA existed) without it, whatever the target has.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from __future__ import annotations
 import os
 
 from absl import logging
+from etils import epath
 import jax
 import orbax.checkpoint as ocp
+
+from gan_jax import state as state_lib
 
 
 class CheckpointError(ValueError):
@@ -35,13 +42,14 @@ class Checkpointer:
 
     Args:
       step: the step number naming the checkpoint.
-      state: the device pytree (GANState).
+      state: the GANState.
       host: a small JSON-able dict saved beside it (the metrics not yet logged), so a resumed
         run logs exactly what the uninterrupted one would.
       force: save even if the manager's policy would skip this step.
     """
     if step in self.manager.all_steps():
       return
+    state = state_lib.to_tree(state)
     if jax.process_count() > 1:
       # pmap returns replicated arrays local to each process; orbax writes global ones.
       state = jax.tree.map(ocp.utils.fully_replicated_host_local_array_to_global_array, state)
@@ -54,11 +62,18 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
+  def saved_fields(self, step: int) -> set[str]:
+    """The GANState fields the checkpoint at `step` holds (read from its metadata only)."""
+    path = epath.Path(self.directory) / str(step) / 'state'
+    return set(ocp.PyTreeCheckpointHandler().metadata(path).tree)
+
   def restore_latest(self, target):
     """Restores the newest readable checkpoint into `target`'s structure, shapes and shardings.
 
     Args:
-      target: a state with the expected structure (e.g. the freshly initialised one).
+      target: a state with the expected structure (e.g. the freshly initialised one). Its
+        EMA of G, present or not, does not matter: the restored state has one iff the
+        checkpoint has (callers decide what to do with a difference).
 
     Returns:
       (state, step), or (None, None) if there is no checkpoint.
@@ -69,11 +84,10 @@ class Checkpointer:
     steps = sorted(self.manager.all_steps(), reverse=True)
     if not steps:
       return None, None
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     errors = []
     for step in steps:
       try:
-        return self._restore(step, abstract), step
+        return self._restore(step, target), step
       except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
         message = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         errors.append((step, message))
@@ -88,7 +102,11 @@ class Checkpointer:
         f'newest error: {errors[0][1]}). Move the directory away to start afresh.')
 
   def restore(self, target, step: int | None = None):
-    """Restores `step` (default: the newest readable); raises CheckpointError if there is none."""
+    """Restores `step` (default: the newest readable), as `restore_latest` does.
+
+    Raises:
+      CheckpointError: there is no such checkpoint.
+    """
     if step is None:
       state, found = self.restore_latest(target)
       if state is None:
@@ -98,14 +116,19 @@ class Checkpointer:
     if step not in self.manager.all_steps():
       raise CheckpointError(f'No checkpoint at step {step} in {self.directory}; it has '
                             f'{sorted(self.manager.all_steps())}.')
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    return self._restore(step, abstract), step
+    return self._restore(step, target), step
 
-  def _restore(self, step, abstract):
+  def _restore(self, step, target):
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_lib.to_tree(target))
+    # The EMA of G, if the checkpoint has one, has G's shapes and shardings.
+    if 'g_ema_params' in self.saved_fields(step):
+      abstract['g_ema_params'] = abstract['g_params']
+    else:
+      abstract.pop('g_ema_params', None)
     restored = self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), host=ocp.args.JsonRestore()))
     self.host = dict(restored.host or {})
-    return restored.state
+    return state_lib.from_tree(restored.state)
 
   def close(self) -> None:
     self.manager.wait_until_finished()

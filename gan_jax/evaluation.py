@@ -47,17 +47,21 @@ def step_json_name(step: int) -> str:
   return f'parzen_step_{int(step):08d}.json'
 
 
-def restore_generator(ckpt: checkpoint.Checkpointer, target, step: int | None, window: int = 0):
-  """G's parameters at `step` (default: newest), or averaged over [step - window, step].
+def restore_generator(ckpt: checkpoint.Checkpointer, target, step: int | None, window: int = 0,
+                      ema: bool = False):
+  """G's parameters at `step` (default: newest), averaged over [step - window, step], or its EMA.
 
   With `window` > 0, every checkpoint in that range counts once: post-hoc Polyak averaging along
   the run's own trajectory (Yazici et al., 2019), needing no change to training, only the
-  checkpoints (`config.train.keep_checkpoints`).
+  checkpoints (`config.train.keep_checkpoints`). With `ema`, the exponential moving average of G
+  that training kept (`config.train.g_ema_decay`) in the checkpoint at `step`.
 
   Returns:
     (g_params, the step restored, the steps averaged: just [step] when window is 0).
   """
   state, restored = ckpt.restore(target, step)
+  if ema:
+    return g_ema_params(state, restored, ckpt.directory), restored, [restored]
   if not window:
     return state.g_params, restored, [restored]
   steps = [s for s in sorted(ckpt.manager.all_steps()) if restored - window <= s <= restored]
@@ -73,8 +77,24 @@ def restore_generator(ckpt: checkpoint.Checkpointer, target, step: int | None, w
   return jax.tree.map(lambda a: a / len(steps), total), restored, steps
 
 
-def g_average_suffix(window: int) -> str:
-  """What --mode=eval and --mode=figures append to their outputs' names for an averaged G."""
+def g_ema_params(state, step: int, directory: str):
+  """The EMA of G a restored state carries; a clear error if its run kept none."""
+  if state.g_ema_params is None:
+    raise checkpoint.CheckpointError(
+        f'config.eval.parzen.g_ema=True, but the checkpoint at step {step} in {directory} has no '
+        'EMA of G: train with --config.train.g_ema_decay=0.999 (say) to keep one, or average '
+        'checkpoints post hoc with --config.eval.parzen.g_average.')
+  return state.g_ema_params
+
+
+def g_average_suffix(window: int, ema: bool = False) -> str:
+  """What --mode=eval and --mode=figures append to their outputs' names for an averaged G.
+
+  Averaged over the checkpoints of the last `window` steps, or the EMA kept in training (`ema`);
+  the plain G's outputs have no suffix, so neither ever overwrites them.
+  """
+  if ema:
+    return '_g_ema'
   return f'_g_average_{window}' if window else ''
 
 
@@ -86,7 +106,7 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
 
   Returns:
     The record written to `workdir/parzen.json` (or parzen_data_as_samples.json /
-    parzen_step_<step>.json).
+    parzen_step_<step>.json; with g_average or g_ema, the name carries g_average_suffix).
   """
   from gan_jax import pipeline  # pylint: disable=g-import-not-at-top  (pipeline imports run)
 
@@ -115,18 +135,20 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
           'trained run.')
     ckpt = checkpoint.Checkpointer(ckpt_dir, read_only=True)  # Evaluation never prunes a run.
     target = exp.initial_state(None)
-    window = p.get('g_average', 0)
+    window, ema = p.get('g_average', 0), p.get('g_ema', False)
     try:
-      g_params, restored, averaged = restore_generator(ckpt, target, step, window)
+      g_params, restored, averaged = restore_generator(ckpt, target, step, window, ema)
     finally:
       ckpt.close()
     if window:
       record.update(g_average=window, averaged_steps=[int(s) for s in averaged])
+    if ema:
+      record.update(g_ema=True)
     samples = exp.generate(g_params, p.num_samples, jax.random.key(p.seed), p.batch_size)
     record.update(samples='generator', step=int(restored))
     name = 'parzen.json' if step is None else step_json_name(restored)
     # An averaged G never overwrites the protocol's own file for the step.
-    name = name.replace('.json', g_average_suffix(window) + '.json')
+    name = name.replace('.json', g_average_suffix(window, ema) + '.json')
   result = parzen.evaluate(_flat(test), _flat(valid), _flat(samples), tuple(p.sigmas))
   record.update(
       mean_ll=result.mean_ll, std_err=result.std_err, sigma=result.sigma,
@@ -139,6 +161,8 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
     json.dump(record, f, indent=2)
   os.replace(path + '.tmp', path)
   source = 'training images' if p.data_as_samples else f'step {record["step"]}'
+  if record.get('g_ema'):
+    source = f'the EMA of G at step {record["step"]}'
   if 'averaged_steps' in record:
     source = (f'G averaged over {len(record["averaged_steps"])} checkpoints, steps '
               f'{record["averaged_steps"][0]}-{record["step"]}')

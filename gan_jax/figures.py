@@ -178,7 +178,8 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
 
   Returns:
     The paths written: figure1.png for 1-D data, else samples.png, nearest.png and
-    interpolation.png (in figures_g_average_<W>/ for G averaged as config.eval.parzen.g_average).
+    interpolation.png (in figures_g_average_<W>/ for G averaged as config.eval.parzen.g_average,
+    figures_g_ema/ for the EMA of G with config.eval.parzen.g_ema; Figure 1 heeds only g_ema).
 
   Raises:
     CheckpointError: the workdir has no checkpoint (at `step`).
@@ -194,13 +195,15 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
   key = jax.random.key(config.seed)
   ckpt = checkpoint.Checkpointer(ckpt_dir, read_only=True)  # Figures never prune a run.
   try:
+    # An averaged G or the EMA of G (what --mode=eval scores with g_average or g_ema) is drawn
+    # into a folder of its own.
+    window, ema = config.eval.parzen.get('g_average', 0), config.eval.parzen.get('g_ema', False)
     if int(np.prod(train.shape[1:])) == 1:
       return [_toy_figure(exp, ckpt, target, step, jax.random.fold_in(key, _TOY_SALT),
-                          os.path.join(out_dir, 'figure1.png'))]
-    # An averaged G (what --mode=eval scores with g_average) is drawn into a folder of its own.
-    window = config.eval.parzen.get('g_average', 0)
-    g, _, _ = evaluation.restore_generator(ckpt, target, step, window)
-    out_dir += evaluation.g_average_suffix(window)
+                          os.path.join(out_dir + evaluation.g_average_suffix(0, ema),
+                                       'figure1.png'), ema)]
+    g, _, _ = evaluation.restore_generator(ckpt, target, step, window, ema)
+    out_dir += evaluation.g_average_suffix(window, ema)
   finally:
     ckpt.close()
   norm = config.data.preprocessing
@@ -223,8 +226,11 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
   return paths
 
 
-def _toy_figure(exp, ckpt, target, step, key, path: str) -> str:
-  """Figure 1 from the initial state and up to TOY_PANELS - 1 checkpoints (the last: `step`)."""
+def _toy_figure(exp, ckpt, target, step, key, path: str, ema: bool = False) -> str:
+  """Figure 1 from the initial state and up to TOY_PANELS - 1 checkpoints (the last: `step`).
+
+  With `ema`, G is the EMA of G each checkpoint carries (at step 0 the two are the same).
+  """
   steps = sorted(ckpt.manager.all_steps())
   if not steps:
     raise checkpoint.CheckpointError(
@@ -236,7 +242,8 @@ def _toy_figure(exp, ckpt, target, step, key, path: str) -> str:
   panels = [toy_panel(exp, target.g_params, target.d_params, key, 0)]
   for s in _pick_steps([s for s in steps if s <= last], TOY_PANELS - 1):
     state, _ = ckpt.restore(target, s)
-    panels.append(toy_panel(exp, state.g_params, state.d_params, key, s))
+    g = evaluation.g_ema_params(state, s, ckpt.directory) if ema else state.g_params
+    panels.append(toy_panel(exp, g, state.d_params, key, s))
   d = exp.config.data
   return _save(path, draw_toy_figure(panels, float(d.toy_mean), float(d.toy_std)))
 

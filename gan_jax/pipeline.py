@@ -30,6 +30,7 @@ import orbax.checkpoint as ocp
 
 from gan_jax import checkpoint
 from gan_jax import data
+from gan_jax import state as state_lib
 from gan_jax import validation
 from gan_jax import workdir as workdir_lib
 
@@ -229,6 +230,8 @@ def init_generator_from(exp, state, source: str, workdir: str):
   logging.info("G's layers %s start from step %d of %s; %s are new.", copied, step, path,
                sorted(set(g_params['params']) - set(copied)))
   state = state.replace(g_params=g_params, g_opt_state=exp.g_tx.init(g_params))
+  if state.g_ema_params is not None:  # The EMA of G starts at the G training starts from.
+    state = state_lib.with_g_ema(state.replace(g_ema_params=None), True)
   return jax.device_put(state, exp.replicated)
 
 

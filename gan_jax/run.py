@@ -48,7 +48,8 @@ class Experiment:
     key = jax.random.key(self.config.seed)
     bias_images = train_images if self.config.model.g_output_bias_from_marginals else None
     state = state_lib.create_state(key, self.g_model, self.d_model, self.g_tx, self.d_tx,
-                                   self.spec.z_dim, self.image_shape, bias_images)
+                                   self.spec.z_dim, self.image_shape, bias_images,
+                                   self.spec.g_ema_decay)
     return jax.device_put(state, self.replicated)
 
   def generate(self, g_params, num: int, key, batch_size: int = 1000) -> np.ndarray:
@@ -67,7 +68,9 @@ def build(config, train_size: int, image_shape) -> Experiment:
   spec = train_step.StepSpec(
       update=config.train.update_rule, k_steps=config.train.k_steps,
       generator_loss=config.train.generator_loss, z_dim=config.model.z_dim,
-      prior=config.model.prior, max_col_norm=config.optim.max_col_norm)
+      prior=config.model.prior, max_col_norm=config.optim.max_col_norm,
+      # .get: configs rebuilt from the config.json of a run older than the field.
+      g_ema_decay=float(config.train.get('g_ema_decay', 0.0)))
   batch = config.train.batch_size
   mesh = Mesh(np.array(jax.devices()), ('batch',))
   return Experiment(
@@ -123,6 +126,7 @@ def train_and_evaluate(config, workdir: str, allow_config_change: bool = False) 
   validation.validate(config, num_devices)
   data.check_available(config.data)
   lead = jax.process_index() == 0
+  _refuse_dropping_g_ema(workdir, config)  # Before config.json is rewritten.
   workdir_lib.prepare(workdir, config, write=lead, allow_new_config=allow_config_change)
   logging.info('%d devices (%s), %d process(es); outputs in %s', num_devices,
                jax.devices()[0].platform, jax.process_count(), os.path.abspath(workdir))
@@ -143,8 +147,13 @@ def train_and_evaluate(config, workdir: str, allow_config_change: bool = False) 
     state = pipeline.init_generator_from(exp, state, config.model.g_init_from, workdir)
   restored, restored_step = ckpt.restore_latest(state)
   if restored is not None:
-    state = restored
     logging.info('Resumed from the checkpoint at step %d.', restored_step)
+    if exp.spec.g_ema_decay and restored.g_ema_params is None:
+      # Only with --allow_config_change (the decay is part of the run's config).
+      logging.warning('The checkpoint at step %d has no EMA of G: config.train.g_ema_decay=%g '
+                      'starts one from the restored G.', restored_step, exp.spec.g_ema_decay)
+      restored = jax.device_put(state_lib.with_g_ema(restored, True), exp.replicated)
+    state = restored
   step = int(to_host(state.step))
 
   metric_writer = writers.MetricWriter(workdir, enabled=lead)
@@ -154,6 +163,33 @@ def train_and_evaluate(config, workdir: str, allow_config_change: bool = False) 
   metric_writer.close()
   ckpt.close()
   return result
+
+
+def _refuse_dropping_g_ema(workdir: str, config) -> None:
+  """A run whose checkpoints carry an EMA of G is not resumed with the EMA off.
+
+  Dropping it would lose it from every later checkpoint (and, once the older ones are pruned,
+  for good), so it takes a new workdir. Checked before anything in the workdir is written.
+  """
+  ckpt_dir = os.path.join(workdir, 'checkpoints')
+  if config.train.get('g_ema_decay', 0.0) or not os.path.isdir(ckpt_dir):
+    return
+  ckpt = checkpoint.Checkpointer(ckpt_dir, read_only=True)
+  has_ema = False
+  try:
+    for step in sorted(ckpt.manager.all_steps(), reverse=True):  # The one a resume restores.
+      try:
+        has_ema = 'g_ema_params' in ckpt.saved_fields(step)
+        break
+      except Exception:  # pylint: disable=broad-except  (unreadable: the restore skips it)
+        continue
+  finally:
+    ckpt.close()
+  if has_ema:
+    raise workdir_lib.WorkdirError(
+        f'--workdir {workdir} holds a run whose checkpoint at step {step} carries an EMA of G, '
+        'which config.train.g_ema_decay=0 would drop: pass the decay it was trained with '
+        '(--config.train.g_ema_decay, see its config.json), or use a new --workdir.')
 
 
 def _train_loop(exp, state, step, train_images, valid_images, ckpt, metric_writer, workdir,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.struct
@@ -20,17 +21,22 @@ class GANState:
   `step` counts generator updates (outer iterations of Algorithm 1); the data order and all
   randomness are derived from (seed, step), so this pytree is all a checkpoint needs for an
   exact resume.
+
+  `g_ema_params` is an exponential moving average of `g_params` (config.train.g_ema_decay > 0),
+  or None: a None field has no leaves, so without the EMA the pytree (and what a checkpoint
+  holds, see `to_tree`) is exactly that of the state before the field existed.
   """
   step: jax.Array
   g_params: Any
   d_params: Any
   g_opt_state: optax.OptState
   d_opt_state: optax.OptState
+  g_ema_params: Any = None
 
 
 def create_state(key: jax.Array, g_model, d_model, g_tx: optax.GradientTransformation,
                  d_tx: optax.GradientTransformation, z_dim: int, image_shape,
-                 train_images: np.ndarray | None = None) -> GANState:
+                 train_images: np.ndarray | None = None, g_ema_decay: float = 0.0) -> GANState:
   """Initialises both networks and optimisers.
 
   Args:
@@ -40,6 +46,7 @@ def create_state(key: jax.Array, g_model, d_model, g_tx: optax.GradientTransform
     z_dim: size of G's input.
     image_shape: (H, W, C) of the data.
     train_images: if given, G's output bias is set from the pixel marginals of these images.
+    g_ema_decay: if > 0, the state carries an EMA of G, starting at G's initial parameters.
 
   Returns:
     The initial GANState (step 0).
@@ -49,12 +56,39 @@ def create_state(key: jax.Array, g_model, d_model, g_tx: optax.GradientTransform
   d_params = d_model.init(d_key, jnp.zeros((1, *image_shape), jnp.float32))
   if train_images is not None:
     g_params = models.output_bias_from_marginals(g_params, train_images)
-  return GANState(
+  state = GANState(
       step=jnp.zeros([], jnp.int32),
       g_params=g_params,
       d_params=d_params,
       g_opt_state=g_tx.init(g_params),
       d_opt_state=d_tx.init(d_params))
+  return with_g_ema(state, g_ema_decay > 0)
+
+
+def with_g_ema(state: GANState, on: bool) -> GANState:
+  """`state` with an EMA of G started at G's current parameters (on), or with none (off).
+
+  A state that already has (or lacks) the EMA is returned as it is.
+  """
+  if on == (state.g_ema_params is not None):
+    return state
+  # A copy, not the same buffers: the training loop donates the state, leaf by leaf.
+  return state.replace(g_ema_params=jax.tree.map(jnp.copy, state.g_params) if on else None)
+
+
+def to_tree(state: GANState) -> dict:
+  """The fields a checkpoint holds: all but those that are None.
+
+  Leaving out the absent EMA keeps checkpoints without one in the layout written before the
+  field existed, so old and new ones restore alike.
+  """
+  return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+          if getattr(state, f.name) is not None}
+
+
+def from_tree(tree: dict) -> GANState:
+  """The inverse of `to_tree`: fields missing from `tree` are None."""
+  return GANState(**tree)
 
 
 def param_count(params) -> int:

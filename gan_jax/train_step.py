@@ -43,6 +43,8 @@ class StepSpec:
     z_dim: size of G's input.
     prior: 'uniform' or 'gaussian'.
     max_col_norm: if > 0, pylearn2's column-norm projection after every update.
+    g_ema_decay: if > 0, the state carries an EMA of G's parameters, updated after every G
+      step as ema = decay * ema + (1 - decay) * g_params.
   """
   update: str = 'simultaneous'
   k_steps: int = 1
@@ -50,6 +52,7 @@ class StepSpec:
   z_dim: int = 100
   prior: str = 'uniform'
   max_col_norm: float = 0.0
+  g_ema_decay: float = 0.0
 
   @property
   def minibatches_per_step(self) -> int:
@@ -119,8 +122,21 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
     scalars = jnp.stack([metrics[k] for k in ('d_loss', 'g_loss', 'g_grad_norm', 'd_grad_norm')])
     metrics['finite'] = jnp.all(jnp.isfinite(scalars)) & jnp.all(jnp.isfinite(norms))
     new_state = state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
-                              g_opt_state=g_opt, d_opt_state=d_opt)
+                              g_opt_state=g_opt, d_opt_state=d_opt,
+                              g_ema_params=g_ema(state.g_ema_params, g_params))
     return new_state, metrics
+
+  def g_ema(ema, g_params):
+    # Whether the state has an EMA is its structure, fixed when tracing: without one, nothing
+    # is traced. The parameters are the same on every device after the pmean, so is the EMA.
+    if (ema is None) != (spec.g_ema_decay == 0):
+      raise ValueError(f'StepSpec.g_ema_decay={spec.g_ema_decay} but the state '
+                       f'{"has no" if ema is None else "has an"} EMA of G: build it with '
+                       'create_state(..., g_ema_decay) or state.with_g_ema.')
+    if ema is None:
+      return None
+    d = spec.g_ema_decay
+    return jax.tree.map(lambda e, g: d * e + (1.0 - d) * g, ema, g_params)
 
   def simultaneous(state: GANState, batch, rng):
     x = batch[0]

@@ -111,6 +111,10 @@ def validate(config, device_count: int) -> None:
   for field in ('num_steps', 'log_every', 'checkpoint_every', 'sample_every', 'steps_per_call',
                 'keep_checkpoints'):
     _positive(t[field], f'train.{field}', integer=True)
+  g_ema_decay = t.get('g_ema_decay', 0.0)
+  if isinstance(g_ema_decay, bool) or not 0.0 <= g_ema_decay < 1.0:
+    raise ConfigError(f'config.train.g_ema_decay must be in [0, 1) (0 = off), got '
+                      f'{g_ema_decay!r}: set --config.train.g_ema_decay=0.999, say, or 0.')
   if t.batch_size % device_count:
     raise ConfigError(f'config.train.batch_size={t.batch_size} is not divisible by the '
                       f'{device_count} devices: use a multiple of {device_count}.')
@@ -132,6 +136,9 @@ def validate(config, device_count: int) -> None:
   if not isinstance(g_average, int) or isinstance(g_average, bool) or g_average < 0:
     raise ConfigError(f'config.eval.parzen.g_average must be an integer >= 0 (0 = off), got '
                       f'{g_average!r}.')
+  if p.get('g_ema', False) and g_average:
+    raise ConfigError(f'config.eval.parzen.g_ema=True and g_average={g_average} ask for two '
+                      'different Gs: set --config.eval.parzen.g_average=0 to use the EMA.')
   if not len(p.sigmas) or min(p.sigmas) <= 0:
     raise ConfigError(f'config.eval.parzen.sigmas must be non-empty and positive, got '
                       f'{tuple(p.sigmas)}.')

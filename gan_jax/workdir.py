@@ -18,6 +18,7 @@ RESUMABLE_CHANGES = (
 ADDED_FIELDS = {
     'data.idx_dir': '',             # '' = read through TFDS, as before the IDX reader existed.
     'model.compute_dtype': 'float32',
+    'train.g_ema_decay': 0.0,       # 0 = no EMA of G, as before it existed.
 }
 
 

@@ -28,6 +28,9 @@ from gan_jax import workdir as workdir_lib
     ('model', 'd_input_keep', 1.5, 'keep probability'),
     ('train', 'num_steps', 0, 'train.num_steps must be positive'),
     ('model', 'compute_dtype', 'float16', "compute_dtype='float16' is unknown"),
+    ('train', 'g_ema_decay', 1.0, r'train.g_ema_decay must be in \[0, 1\) .* got 1.0: set '
+     r'--config.train.g_ema_decay=0.999'),
+    ('train', 'g_ema_decay', -0.5, r'train.g_ema_decay must be in \[0, 1\)'),
 ])
 def test_config_errors(section, field, value, message):
   config = tiny_mnist_config()
@@ -98,14 +101,14 @@ def test_workdir_with_another_run(tmp_path):
 
 
 def test_run_from_before_a_field_existed_resumes(tmp_path):
-  """A config.json written before data.idx_dir / model.compute_dtype existed is the same run."""
+  """A config.json written before data.idx_dir / compute_dtype / g_ema_decay existed: same run."""
   import json
   workdir = str(tmp_path / 'run')
   workdir_lib.prepare(workdir, tiny_mnist_config())
   os.makedirs(os.path.join(workdir, 'checkpoints', '10'))
   path = os.path.join(workdir, 'config.json')
   old = json.load(open(path))
-  del old['data']['idx_dir'], old['model']['compute_dtype']
+  del old['data']['idx_dir'], old['model']['compute_dtype'], old['train']['g_ema_decay']
   json.dump(old, open(path, 'w'))
   workdir_lib.prepare(workdir, tiny_mnist_config(), write=False)  # Resumes.
   bf16 = tiny_mnist_config()
@@ -177,3 +180,14 @@ def test_g_average_must_be_a_step_count(value):
   config.eval.parzen.g_average = value
   with pytest.raises(validation.ConfigError, match=r'eval.parzen.g_average must be an integer >= 0'):
     validation.validate(config, jax.device_count())
+
+
+def test_g_ema_and_g_average_are_exclusive():
+  config = tiny_mnist_config()
+  config.eval.parzen.g_ema, config.eval.parzen.g_average = True, 5000
+  with pytest.raises(validation.ConfigError,
+                     match=r'g_ema=True and g_average=5000 ask for two different Gs: set '
+                           r'--config.eval.parzen.g_average=0'):
+    validation.validate(config, jax.device_count())
+  config.eval.parzen.g_average = 0
+  validation.validate(config, jax.device_count())

@@ -215,6 +215,13 @@ def test_two_stages_transfer_the_pretrained_generator(tmp_path, tfd_dir, monkeyp
   for name in ('pre0', 'pre1'):
     jax.tree.map(np.testing.assert_array_equal, g2[name],
                  jax.device_get(fresh.g_params['params'][name]))
+  # With an EMA of G, the EMA starts at that G too.
+  train.train.g_ema_decay = 0.9
+  exp3 = run.build(train, len(images), images.shape[1:])
+  init3 = pipeline.init_generator_from(exp3, exp3.initial_state(images), train.model.g_init_from,
+                                       str(workdir / 'train'))
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(init3.g_ema_params),
+               jax.device_get(init2.g_params))
   # The pretrained layers did train in stage 1 (so the equality above is not trivial).
   start = jax.device_get(exp1.initial_state(images).g_params['params'])
   assert not np.array_equal(start["h1"]["kernel"], g1["h1"]["kernel"])
