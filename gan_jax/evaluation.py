@@ -23,7 +23,8 @@ from gan_jax import run
 from gan_jax import validation
 
 
-def _flat(images: np.ndarray) -> np.ndarray:
+def flat(images: np.ndarray) -> np.ndarray:
+  """Images as float32 rows, [N, H*W*C]: what the Parzen kernels take."""
   return np.asarray(images, np.float32).reshape(len(images), -1)
 
 
@@ -37,7 +38,7 @@ def training_estimate(exp: run.Experiment, g_params, valid_images: np.ndarray,
   del step
   p = exp.config.eval.parzen
   samples = exp.generate(g_params, p.train_num_samples, jax.random.key(p.seed), p.batch_size)
-  sigma, curve = parzen.select_sigma(_flat(valid_images[:p.train_valid_size]), _flat(samples),
+  sigma, curve = parzen.select_sigma(flat(valid_images[:p.train_valid_size]), flat(samples),
                                      tuple(p.sigmas))
   return {'parzen_valid': float(np.max(curve)), 'parzen_sigma': float(sigma)}
 
@@ -87,7 +88,7 @@ def g_ema_params(state, step: int, directory: str):
   return state.g_ema_params
 
 
-def g_average_suffix(window: int, ema: bool = False) -> str:
+def generator_suffix(window: int, ema: bool = False) -> str:
   """What --mode=eval and --mode=figures append to their outputs' names for an averaged G.
 
   Averaged over the checkpoints of the last `window` steps, or the EMA kept in training (`ema`);
@@ -106,7 +107,7 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
 
   Returns:
     The record written to `workdir/parzen.json` (or parzen_data_as_samples.json /
-    parzen_step_<step>.json; with g_average or g_ema, the name carries g_average_suffix).
+    parzen_step_<step>.json; with g_average or g_ema, the name carries generator_suffix).
   """
   from gan_jax import pipeline  # pylint: disable=g-import-not-at-top  (pipeline imports run)
 
@@ -148,8 +149,8 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
     record.update(samples='generator', step=int(restored))
     name = 'parzen.json' if step is None else step_json_name(restored)
     # An averaged G never overwrites the protocol's own file for the step.
-    name = name.replace('.json', g_average_suffix(window, ema) + '.json')
-  result = parzen.evaluate(_flat(test), _flat(valid), _flat(samples), tuple(p.sigmas))
+    name = name.replace('.json', generator_suffix(window, ema) + '.json')
+  result = parzen.evaluate(flat(test), flat(valid), flat(samples), tuple(p.sigmas))
   record.update(
       mean_ll=result.mean_ll, std_err=result.std_err, sigma=result.sigma,
       sigmas=[float(s) for s in result.sigmas], valid_ll=[float(v) for v in result.valid_ll],

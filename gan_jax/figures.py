@@ -200,10 +200,10 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
     window, ema = config.eval.parzen.get('g_average', 0), config.eval.parzen.get('g_ema', False)
     if int(np.prod(train.shape[1:])) == 1:
       return [_toy_figure(exp, ckpt, target, step, jax.random.fold_in(key, _TOY_SALT),
-                          os.path.join(out_dir + evaluation.g_average_suffix(0, ema),
+                          os.path.join(out_dir + evaluation.generator_suffix(0, ema),
                                        'figure1.png'), ema)]
     g, _, _ = evaluation.restore_generator(ckpt, target, step, window, ema)
-    out_dir += evaluation.g_average_suffix(window, ema)
+    out_dir += evaluation.generator_suffix(window, ema)
   finally:
     ckpt.close()
   norm = config.data.preprocessing

@@ -35,11 +35,6 @@ from gan_jax import run
 from results import table1
 
 
-
-def _flat(x: np.ndarray) -> np.ndarray:
-  return np.asarray(x, np.float32).reshape(len(x), -1)
-
-
 def sensitivity(config, workdir: str, step: int | None, num_samples: list[int],
                 seeds: list[int], fine_sigmas: int, data_as_samples: bool = False) -> dict:
   """Scores one checkpoint (or the training images) under each variant of the protocol.
@@ -51,11 +46,11 @@ def sensitivity(config, workdir: str, step: int | None, num_samples: list[int],
   p = config.eval.parzen
   splits = data.load_splits(config.data, ('train', 'valid', 'test') if data_as_samples
                             else ('valid', 'test'))
-  valid, test = _flat(splits['valid'][:p.valid_size]), _flat(splits['test'])
+  valid, test = evaluation.flat(splits['valid'][:p.valid_size]), evaluation.flat(splits['test'])
   paper, fine = np.asarray(p.sigmas, np.float64), np.logspace(-1, 0, fine_sigmas)
   grid = np.unique(np.concatenate([paper, fine]))  # One pass scores both grids.
   if data_as_samples:
-    train = _flat(splits['train'])
+    train = evaluation.flat(splits['train'])
     if max(num_samples) > len(train):
       raise data.DataError(f'--num_samples={max(num_samples)} exceeds the {len(train)} '
                            'training images: lower it.')
@@ -68,7 +63,7 @@ def sensitivity(config, workdir: str, step: int | None, num_samples: list[int],
       g_params, restored, _ = evaluation.restore_generator(ckpt, exp.initial_state(None), step)
     finally:
       ckpt.close()
-    draw = lambda n, s: _flat(exp.generate(g_params, n, jax.random.key(s), p.batch_size))
+    draw = lambda n, s: evaluation.flat(exp.generate(g_params, n, jax.random.key(s), p.batch_size))
 
   def pick(sigmas, valid_curve, test_ll):
     i = int(np.argmax(valid_curve))

@@ -32,7 +32,6 @@ from gan_jax import run
 from results import table1
 
 
-
 def high_frequency_energy(images: np.ndarray) -> np.ndarray:
   """Per image, ||x - box3(x)||^2 with a 3x3 mean filter (edges padded by replication)."""
   x = np.asarray(images, np.float64).reshape(len(images), *images.shape[1:3])
