@@ -20,10 +20,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from gan_jax import state as state_lib
-
-
-class CheckpointError(ValueError):
-  """No usable checkpoint, or one that does not fit the model."""
+from gan_jax.errors import CheckpointError
 
 
 class Checkpointer:

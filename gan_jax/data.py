@@ -14,9 +14,7 @@ import re
 
 import numpy as np
 
-
-class DataError(ValueError):
-  """A dataset cannot be found, prepared or understood."""
+from gan_jax.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ from gan_jax import data
 from gan_jax import parzen
 from gan_jax import run
 from gan_jax import validation
+from gan_jax import writers
 
 
 def flat(images: np.ndarray) -> np.ndarray:
@@ -156,11 +157,8 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
       sigmas=[float(s) for s in result.sigmas], valid_ll=[float(v) for v in result.valid_ll],
       n_samples=result.n_samples, n_valid=result.n_valid, n_test=result.n_test,
       seconds=round(time.time() - start, 1))
-  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, name)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(record, f, indent=2)
-  os.replace(path + '.tmp', path)
+  writers.write_json(path, record, indent=2)
   source = 'training images' if p.data_as_samples else f'step {record["step"]}'
   if record.get('g_ema'):
     source = f'the EMA of G at step {record["step"]}'

@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax.errors import ConfigError
+
 Array = jax.Array
 
 
@@ -361,20 +363,15 @@ class MaxoutConvDiscriminator(nn.Module):
     return nn.Dense(1, kernel_init=init, name='y')(h)[:, 0]
 
 
-def _config_error(message: str) -> ValueError:
-  from gan_jax import validation  # pylint: disable=g-import-not-at-top  (validation imports us)
-  return validation.ConfigError(message)
-
-
 def compute_dtype(model_config):
   """`config.model.compute_dtype` (default float32) as a dtype; bfloat16 only for MLP models."""
   name = model_config.get('compute_dtype', 'float32')
   if name not in COMPUTE_DTYPES:
-    raise _config_error(f"config.model.compute_dtype='{name}' is unknown: choose one of "
+    raise ConfigError(f"config.model.compute_dtype='{name}' is unknown: choose one of "
                         f"{sorted(COMPUTE_DTYPES)}.")
   if name != 'float32' and (model_config.generator, model_config.discriminator) != (
       'mlp', 'maxout_mlp'):
-    raise _config_error(f"config.model.compute_dtype='{name}' is implemented for the fully "
+    raise ConfigError(f"config.model.compute_dtype='{name}' is implemented for the fully "
                         "connected models (generator='mlp', discriminator='maxout_mlp') only: "
                         "use float32 for the convolutional ones.")
   return COMPUTE_DTYPES[name]
@@ -404,12 +401,12 @@ def build_generator(model_config, image_shape: Sequence[int]) -> nn.Module:
     out = tuple(s * (n - 1) - 2 * m.g_deconv_pad + k
                 for n, k, s in zip(feature_shape[:2], kernel, stride))
     if out != tuple(image_shape[:2]):
-      raise _config_error(
+      raise ConfigError(
           f'The transposed convolution maps config.model.g_reshape={feature_shape} to {out}, '
           f'not the data\'s {tuple(image_shape[:2])}: output = stride * (input - 1) - 2 * pad + '
           'kernel; change g_reshape, g_deconv_kernel, g_deconv_stride or g_deconv_pad.')
     if int(np.prod(feature_shape)) != m.g_hidden[-1]:
-      raise _config_error(
+      raise ConfigError(
           f'config.model.g_reshape={feature_shape} holds {int(np.prod(feature_shape))} units but '
           f'the last of config.model.g_hidden has {m.g_hidden[-1]}: make them equal.')
     return DeconvGenerator(

@@ -22,10 +22,7 @@ from gan_jax import train_step
 from gan_jax import validation
 from gan_jax import workdir as workdir_lib
 from gan_jax import writers
-
-
-class TrainingError(RuntimeError):
-  """Training cannot go on (e.g. a NaN); the last good checkpoint is kept."""
+from gan_jax.errors import TrainingError
 
 
 @dataclasses.dataclass

@@ -7,10 +7,7 @@ from gan_jax import losses
 from gan_jax import models
 from gan_jax import optim
 from gan_jax import train_step
-
-
-class ConfigError(ValueError):
-  """The config asks for something that does not exist or cannot work."""
+from gan_jax.errors import ConfigError
 
 
 def _choice(value, allowed, field):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 
+from gan_jax import writers
+from gan_jax.errors import WorkdirError
+
 # Fields that may change between launches of the same run: how long and how often, not what.
 RESUMABLE_CHANGES = (
     'train.num_steps', 'train.log_every', 'train.checkpoint_every', 'train.sample_every',
@@ -20,10 +23,6 @@ ADDED_FIELDS = {
     'model.compute_dtype': 'float32',
     'train.g_ema_decay': 0.0,       # 0 = no EMA of G, as before it existed.
 }
-
-
-class WorkdirError(ValueError):
-  """The workdir cannot hold this run."""
 
 
 def _flatten(d: dict, prefix: str = '') -> dict:
@@ -90,7 +89,4 @@ def prepare(workdir: str, config, write: bool = True, allow_new_config: bool = F
           f'{", ..." if len(diff) > 3 else ""}): use a new --workdir, or pass '
           '--allow_config_change to resume it with the new config.')
   if write:
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-      json.dump(new, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    writers.write_json(path, new, indent=2, sort_keys=True)

@@ -11,6 +11,23 @@ import numpy as np
 from PIL import Image
 
 
+def atomic_write(path: str, write, binary: bool = False) -> None:
+  """Writes `path` through `write(file)` into a temporary file renamed into place.
+
+  A reader (or a run killed mid-write) never sees half a file; the folder is created if needed.
+  """
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  tmp = path + '.tmp'
+  with open(tmp, 'wb' if binary else 'w') as f:
+    write(f)
+  os.replace(tmp, path)
+
+
+def write_json(path: str, record, **dump_args) -> None:
+  """Writes `record` as JSON, atomically (see `atomic_write`)."""
+  atomic_write(path, lambda f: json.dump(record, f, **dump_args))
+
+
 class MetricWriter:
   """Appends one JSON object per logged step to metrics.jsonl and mirrors it to TensorBoard.
 
@@ -37,10 +54,7 @@ class MetricWriter:
       lines = [l for l in f if l.strip()]
     keep = [l for l in lines if json.loads(l).get('step', 0) <= step]
     if len(keep) != len(lines):
-      tmp = self.path + '.tmp'
-      with open(tmp, 'w') as f:
-        f.writelines(keep)
-      os.replace(tmp, self.path)
+      atomic_write(self.path, lambda f: f.writelines(keep))
 
   def write(self, step: int, metrics: dict) -> None:
     if not self.enabled:
@@ -99,8 +113,5 @@ def image_grid(images: np.ndarray, rows: int | None = None, pad: int = 1,
 
 def save_png(path: str, grid: np.ndarray) -> None:
   """Writes a uint8 [H, W, 1|3] array as PNG (atomically, so a reader never sees half a file)."""
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
-  tmp = path + '.tmp'
-  image.save(tmp, format='PNG')
-  os.replace(tmp, path)
+  atomic_write(path, lambda f: image.save(f, format='PNG'), binary=True)
