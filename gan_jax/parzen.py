@@ -6,30 +6,25 @@ For generated samples mu_1..mu_N in R^d and a test point x:
 
 A JAX port of goodfeli/adversarial's ``parzen_ll.py`` that never builds the [n, N, d]
 difference tensor: squared distances come block by block from a matmul, are shared by every
-sigma of the sweep, and are reduced with a streaming (online) logsumexp; x is sharded over
-the local devices with jax.pmap.
+sigma of the sweep, and are reduced with a streaming (online) logsumexp; x is split over the
+local devices (gan_jax.parallel).
 
-Accuracy (target: 1e-3 nats per example, 1e-6 relative where |LL| > 1000). In float32 the
-expansion ||x||^2 + ||mu||^2 - 2 x.mu carries ~1e-5 absolute error (MNIST: terms ~50-100,
-nearest squared distances ~20-40; the matmul's own rounding dominates), and at small sigma
-the nearest samples dominate the logsumexp, multiplying that error by 1/(2 sigma^2) (50 at
-sigma = 0.1): ~5e-3 nats on MNIST. Measured fixes, in order of effect:
-  * the two nearest samples of each point are tracked during the stream and their
-    distances recomputed exactly (float64, difference form): the result is anchored on the
-    exact nearest distance. Worst MNIST error 5x over the bound -> 0.4x with the nearest
-    exact, 0.05x with both;
-  * the anchor's own streamed error would shift every other term alike (a bias that does
-    not average out: 6.9x -> 1.9x the bound on tight clusters): it is measured (exact
-    e_i1 on the same float32 vectors) and removed;
-  * x and samples are centred on the samples' mean, and ||x||^2, common to a row, is left
-    out of the streamed quantity (smaller magnitudes, one rounding less);
-  * what remains (streamed terms' independent errors) only matters when several terms
-    of similar weight sit close around x at small sigma (mode-collapsed samples): a
-    conservative per-row estimate sends such rows to an exact float64 path. On MNIST it
-    selects ~0.1% of rows; on tight synthetic clusters, all of them.
-All of this is O(n d) host work next to the O(n N d) stream. On XLA CPU, DEFAULT and
-HIGHEST matmul precision give bit-identical float32 results; we pass HIGHEST so that
-accelerators (TF32 / bf16 passes by default) keep full float32.
+Accuracy: the target is 1e-3 nats per example (1e-6 relative where |LL| > 1000). In float32
+the expansion ||x||^2 + ||mu||^2 - 2 x.mu carries a small absolute error, and at small sigma
+the nearest samples dominate the logsumexp and multiply it by 1 / (2 sigma^2). Hence:
+  * the two nearest samples of each point are tracked during the stream and their distances
+    recomputed exactly (float64, difference form), so the result is anchored on the exact
+    nearest distance;
+  * the anchor's own streamed error would shift every other term alike (a bias that does not
+    average out), so it is measured (exact e_i1 on the same float32 vectors) and removed;
+  * x and samples are centred on the samples' mean, and ||x||^2, common to a row, is left out
+    of the streamed quantity (smaller magnitudes, one rounding less);
+  * what remains matters only when several terms of similar weight sit close around x at
+    small sigma (mode-collapsed samples): a conservative per-row error estimate sends such
+    rows to an exact float64 path.
+All of this is O(n d) host work next to the O(n N d) stream. Matmuls use HIGHEST precision so
+that accelerators (TF32 / bf16 passes by default) keep full float32. The errors measured for
+each fix are in results/README.md ("Parzen kernel accuracy").
 """
 
 from __future__ import annotations
@@ -43,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from gan_jax import parallel
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -187,8 +184,7 @@ def _compiled(n_samples: int, sample_block: int, devices: tuple):
   def per_device(xb, samples, center, coef):
     return _x_block_ll(xb, samples, center, coef, n_samples, sample_block)
 
-  return jax.pmap(per_device, axis_name='batch', in_axes=(0, None, None, None),
-                  devices=list(devices))
+  return parallel.over_devices(per_device, in_axes=(0, None, None, None), devices=devices)
 
 
 def _layout(n: int, n_samples: int, ndev: int, x_block: int, sample_block: int):
@@ -240,7 +236,7 @@ def _stream(x, samples, sig, x_block, sample_block, devices):
   centre = samples.mean(0, dtype=np.float64).astype(np.float32)
   if n_samples < bs:  # Only tiny sample sets are padded (to one block).
     samples = np.concatenate([samples, np.zeros((bs - n_samples, d), np.float32)])
-  replicated = NamedSharding(Mesh(np.array(devices), ('batch',)), P())
+  replicated = NamedSharding(Mesh(np.array(devices), (parallel.AXIS,)), P())
   on_dev = [jax.device_put(a, replicated)
             for a in (samples, centre, (0.5 / np.square(sig)).astype(np.float32))]
   kernel = _compiled(n_samples, bs, devices)
