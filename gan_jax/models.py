@@ -1,6 +1,7 @@
 """Generator and discriminator networks of Goodfellow et al. (2014), as Flax linen modules.
 
-The modules follow the original pylearn2 configs (goodfeli/adversarial):
+The modules follow the original pylearn2 configs (goodfeli/adversarial) and are built of the
+layers in `gan_jax.layers`:
 
 * `MLPGenerator`: fully connected G with ReLU/sigmoid hidden layers and a sigmoid (images in
   [0, 1]) or linear output, reshaped to the image shape.
@@ -15,97 +16,23 @@ The modules follow the original pylearn2 configs (goodfeli/adversarial):
 hidden layers; their names differ from those of the layers after them, so a G trained without
 them (TFD's pretraining stage) transfers into one with them by copying parameters by name.
 
-Dropout masks are drawn from *per-example* keys (`example_keys`, one key per example of the
-global batch) rather than one key for the whole batch. The masks an example sees therefore do not
-depend on how a global batch is split across devices, so 1 device and N devices compute the same
-update.
+The discriminators take *per-example* dropout keys (`example_keys`, one key per example of the
+global batch; see `layers.example_dropout`), so 1 device and N devices compute the same update.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import layers
 from gan_jax.errors import ConfigError
 
 Array = jax.Array
-
-
-def uniform_range(scale: float) -> Callable:
-  """pylearn2's `irange`: weights drawn from U(-scale, scale)."""
-
-  def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -scale, scale)
-
-  return init
-
-
-def sparse_normal(num_nonzero: int) -> Callable:
-  """pylearn2's `sparse_init`: each output unit gets `num_nonzero` N(0, 1) input weights."""
-
-  def init(key, shape, dtype=jnp.float32):
-    fan_in, fan_out = shape
-    k_idx, k_val = jax.random.split(key)
-    # A random subset of inputs per column: argsort of uniforms picks them without replacement.
-    order = jnp.argsort(jax.random.uniform(k_idx, (fan_out, fan_in)), axis=1)
-    chosen = order[:, :min(num_nonzero, fan_in)]
-    values = jax.random.normal(k_val, chosen.shape, dtype)
-    w = jnp.zeros((fan_out, fan_in), dtype)
-    w = w.at[jnp.arange(fan_out)[:, None], chosen].set(values)
-    return w.T
-
-  return init
-
-
-def make_init(spec: str) -> Callable:
-  """Parses an initialiser spec: 'uniform:0.05' or 'sparse:100'."""
-  kind, _, arg = spec.partition(':')
-  if kind == 'uniform':
-    return uniform_range(float(arg))
-  if kind == 'sparse':
-    return sparse_normal(int(arg))
-  raise ValueError(f"Unknown initialiser '{spec}': use 'uniform:<scale>' or 'sparse:<count>'.")
-
-
-ACTIVATIONS = {'relu': nn.relu, 'sigmoid': nn.sigmoid, 'linear': lambda x: x}
-
-
-def example_dropout(x: Array, keep: float, example_keys: Array | None, salt: int) -> Array:
-  """Inverted dropout with one mask per example, drawn from that example's key.
-
-  Args:
-    x: activations, [batch, ...].
-    keep: probability of keeping a unit; kept units are scaled by 1 / keep (pylearn2's
-      `input_include_prob` with `input_scale = 1 / include_prob`).
-    example_keys: [batch] PRNG keys, or None for evaluation (no dropout).
-    salt: distinguishes the layers, so each layer's mask is independent.
-
-  Returns:
-    x with dropout applied.
-  """
-  if example_keys is None or keep >= 1.0:
-    return x
-  masks = jax.vmap(
-      lambda k: jax.random.bernoulli(jax.random.fold_in(k, salt), keep, x.shape[1:]))(example_keys)
-  return jnp.where(masks, x * (1.0 / keep), jnp.zeros_like(x))
-
-
-COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-
-
-def dense_stack(h: Array, widths: Sequence[int], activations: Sequence[str],
-                inits: Sequence[str], biases: Sequence[float], prefix: str,
-                dtype=jnp.float32) -> Array:
-  """Fully connected layers named f'{prefix}{i}', each Dense then its activation."""
-  for i, (width, act, init, bias) in enumerate(zip(widths, activations, inits, biases)):
-    h = nn.Dense(width, kernel_init=make_init(init), dtype=dtype,
-                 bias_init=nn.initializers.constant(bias), name=f'{prefix}{i}')(h)
-    h = ACTIVATIONS[act](h)
-  return h
 
 
 class MLPGenerator(nn.Module):
@@ -113,15 +40,15 @@ class MLPGenerator(nn.Module):
 
   Attributes:
     hidden: widths of the hidden layers.
-    activations: one of ACTIVATIONS per hidden layer.
-    hidden_inits: initialiser spec per hidden layer (see `make_init`).
+    activations: one of layers.ACTIVATIONS per hidden layer.
+    hidden_inits: initialiser spec per hidden layer (see `layers.make_init`).
     hidden_bias: initial bias per hidden layer (pylearn2's `init_bias`).
     image_shape: (H, W, C) of the output.
     output_activation: 'sigmoid' for images in [0, 1], 'linear' for normalised data.
     output_init: initialiser spec of the output layer.
     prefix_hidden, prefix_activations, prefix_inits, prefix_bias: optional layers before the
       hidden ones, named pre0, pre1, ... (TFD's second stage: z -> pre* -> pretrained h*, out).
-    dtype: the matmuls' compute dtype (COMPUTE_DTYPES); parameters stay float32.
+    dtype: the matmuls' compute dtype (layers.COMPUTE_DTYPES); parameters stay float32.
   """
   hidden: Sequence[int]
   activations: Sequence[str]
@@ -138,38 +65,15 @@ class MLPGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, z: Array) -> Array:
-    h = dense_stack(z, self.prefix_hidden, self.prefix_activations, self.prefix_inits,
-                    self.prefix_bias, 'pre', self.dtype)
-    h = dense_stack(h, self.hidden, self.activations, self.hidden_inits, self.hidden_bias, 'h',
-                    self.dtype)
-    out = nn.Dense(int(np.prod(self.image_shape)), kernel_init=make_init(self.output_init),
-                   dtype=self.dtype, name='out')(h)
+    h = layers.dense_stack(z, self.prefix_hidden, self.prefix_activations, self.prefix_inits,
+                           self.prefix_bias, 'pre', self.dtype)
+    h = layers.dense_stack(h, self.hidden, self.activations, self.hidden_inits, self.hidden_bias,
+                           'h', self.dtype)
+    out = nn.Dense(int(np.prod(self.image_shape)),
+                   kernel_init=layers.make_init(self.output_init), dtype=self.dtype, name='out')(h)
     # The output layer's activation in float32: images are float32 whatever the matmuls ran in.
-    out = ACTIVATIONS[self.output_activation](out.astype(jnp.float32))
+    out = layers.ACTIVATIONS[self.output_activation](out.astype(jnp.float32))
     return out.reshape((z.shape[0], *self.image_shape))
-
-
-@jax.custom_vjp
-def maxout(h: Array) -> Array:
-  """Max over the last axis (a maxout unit's pieces), with Theano's gradient.
-
-  The gradient goes to the winning piece, in full to every piece of an exact tie, as Theano's
-  `maximum` (and so pylearn2's Maxout) gave it. JAX's own max gradient splits ties evenly, which
-  costs a count and a division per unit: this is a single select (measured +4-8% per step).
-  """
-  return h.max(axis=-1)
-
-
-def _maxout_fwd(h):
-  out = h.max(axis=-1)
-  return out, h == out[..., None]
-
-
-def _maxout_bwd(is_max, g):
-  return (jnp.where(is_max, g[..., None], 0.0),)
-
-
-maxout.defvjp(_maxout_fwd, _maxout_bwd)
 
 
 class MaxoutDiscriminator(nn.Module):
@@ -181,7 +85,7 @@ class MaxoutDiscriminator(nn.Module):
     init_range: weights U(-init_range, init_range); biases 0.
     input_keep: keep probability for the pixels (input of the first layer).
     hidden_keep: keep probability for the inputs of the later layers.
-    dtype: the matmuls' compute dtype (COMPUTE_DTYPES); parameters and logits stay float32.
+    dtype: the matmuls' compute dtype (layers.COMPUTE_DTYPES); parameters and logits stay float32.
   """
   units: Sequence[int]
   pieces: int
@@ -193,81 +97,20 @@ class MaxoutDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: Array, example_keys: Array | None = None) -> Array:
     """Returns D's logits, shape [batch]; `example_keys=None` evaluates without dropout."""
-    init = uniform_range(self.init_range)
+    init = layers.uniform_range(self.init_range)
     h = x.reshape((x.shape[0], -1))
     for i, units in enumerate(self.units):
-      h = example_dropout(h, self.input_keep if i == 0 else self.hidden_keep, example_keys, i)
+      h = layers.example_dropout(h, self.input_keep if i == 0 else self.hidden_keep, example_keys,
+                                 i)
       h = nn.Dense(units * self.pieces, kernel_init=init, dtype=self.dtype, name=f'h{i}')(h)
       # pylearn2 orders a unit's pieces contiguously: column = unit * pieces + piece.
-      h = maxout(h.reshape((h.shape[0], units, self.pieces)))
-    h = example_dropout(h, self.hidden_keep, example_keys, len(self.units))
+      h = layers.maxout(h.reshape((h.shape[0], units, self.pieces)))
+    h = layers.example_dropout(h, self.hidden_keep, example_keys, len(self.units))
     return nn.Dense(1, kernel_init=init, dtype=self.dtype, name='y')(h)[:, 0].astype(jnp.float32)
 
 
-def conv_output_size(size: int, kernel: int, pad: int) -> int:
-  """Spatial size after a stride-1 convolution with zero padding `pad` on each side."""
-  return size + 2 * pad - kernel + 1
-
-
-def pool_output_size(size: int, pool: int, stride: int) -> int:
-  """cuda-convnet's max-pooling size: ceil((size - pool) / stride) + 1.
-
-  The last window may run past the edge; cuda-convnet (hence pylearn2's max_pool_c01b) clips it
-  to the image rather than dropping it, so 33 -> 16 with pool 4, stride 2 (a VALID pool gives 15).
-  """
-  if size < pool:
-    raise ValueError(f'Max pooling of {pool}x{pool} does not fit a {size}x{size} feature map: '
-                     'use a smaller pool or less downsampling before it.')
-  return -(-(size - pool) // stride) + 1
-
-
-def cuda_convnet_max_pool(x: Array, pool: int, stride: int) -> Array:
-  """Max pooling over the spatial axes of NHWC `x` with cuda-convnet's output size."""
-  pads = [(0, 0)]
-  for size in x.shape[1:3]:
-    out = pool_output_size(size, pool, stride)
-    pads.append((0, (out - 1) * stride + pool - size))  # -inf padding never wins the max.
-  pads.append((0, 0))
-  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, pool, pool, 1),
-                               (1, stride, stride, 1), pads)
-
-
-class Deconv(nn.Module):
-  """Transposed convolution with pylearn2's output size and an optionally untied bias.
-
-  Output size per spatial axis: stride * (in - 1) - 2 * pad + kernel (adversarial/deconv.py).
-
-  Attributes:
-    features: output channels.
-    kernel: (kh, kw).
-    stride: (sh, sw).
-    pad: rows/columns cropped from each side (pylearn2's `pad_out`).
-    tied_bias: one bias per channel if True, else one per channel and position.
-    kernel_init: initialiser of the [kh, kw, in, out] kernel.
-  """
-  features: int
-  kernel: Sequence[int]
-  stride: Sequence[int]
-  pad: int = 0
-  tied_bias: bool = False
-  kernel_init: Callable = uniform_range(0.05)
-
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    w = self.param('kernel', self.kernel_init, (*self.kernel, x.shape[-1], self.features))
-    # The transpose of a strided cross-correlation (pylearn2's lmul_T): input pixel (i, j) adds
-    # x[i, j] @ w[a, b] to output pixel (stride * i + a, stride * j + b). lax.conv_transpose
-    # applies its kernel mirrored, hence the flip.
-    y = jax.lax.conv_transpose(x, w[::-1, ::-1], tuple(self.stride), 'VALID',
-                               dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    if self.pad:
-      y = y[:, self.pad:-self.pad, self.pad:-self.pad]
-    bias_shape = (self.features,) if self.tied_bias else y.shape[1:]
-    return y + self.param('bias', nn.initializers.zeros, bias_shape)
-
-
 class DeconvGenerator(nn.Module):
-  """G: z -> fully connected layers -> reshape to a feature map -> one `Deconv` -> activation.
+  """G: z -> fully connected layers -> a reshape to a feature map -> `layers.Deconv` -> activation.
 
   The CIFAR-10 convolutional G of cifar10_convolutional.yaml: ReLU 8000, sigmoid 8000, reshape
   to 10 x 10 x 80, transposed convolution 5x5 stride 3 to 32 x 32 x 3, linear, untied bias. The
@@ -279,7 +122,7 @@ class DeconvGenerator(nn.Module):
     feature_shape: (H, W, C) the last hidden layer is reshaped to.
     image_shape: (H, W, C) of the output.
     kernel, stride, pad, tied_bias: of the transposed convolution ('out').
-    output_activation: one of ACTIVATIONS.
+    output_activation: one of layers.ACTIVATIONS.
     output_init: initialiser spec of the transposed convolution's kernel ('uniform:<scale>').
   """
   hidden: Sequence[int]
@@ -297,11 +140,12 @@ class DeconvGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, z: Array) -> Array:
-    h = dense_stack(z, self.hidden, self.activations, self.hidden_inits, self.hidden_bias, 'h')
+    h = layers.dense_stack(z, self.hidden, self.activations, self.hidden_inits, self.hidden_bias,
+                           'h')
     h = h.reshape((z.shape[0], *self.feature_shape))
-    out = Deconv(self.image_shape[-1], tuple(self.kernel), tuple(self.stride), self.pad,
-                 self.tied_bias, make_init(self.output_init), name='out')(h)
-    return ACTIVATIONS[self.output_activation](out)
+    out = layers.Deconv(self.image_shape[-1], tuple(self.kernel), tuple(self.stride), self.pad,
+                        self.tied_bias, layers.make_init(self.output_init), name='out')(h)
+    return layers.ACTIVATIONS[self.output_activation](out)
 
 
 class MaxoutConvDiscriminator(nn.Module):
@@ -339,42 +183,42 @@ class MaxoutConvDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: Array, example_keys: Array | None = None) -> Array:
     """Returns D's logits, shape [batch]; `example_keys=None` evaluates without dropout."""
-    init = uniform_range(self.init_range)
+    init = layers.uniform_range(self.init_range)
     h, layer = x, 0
     for i, (ch, k, pad, pool, stride) in enumerate(zip(
         self.conv_channels, self.conv_kernels, self.conv_pads, self.conv_pools,
         self.conv_pool_strides)):
-      h = example_dropout(h, self.input_keep if layer == 0 else self.hidden_keep, example_keys,
-                          layer)
+      h = layers.example_dropout(h, self.input_keep if layer == 0 else self.hidden_keep,
+                                 example_keys, layer)
       h = nn.Conv(ch * self.conv_pieces, (k, k), padding=[(pad, pad), (pad, pad)],
                   kernel_init=init, name=f'conv{i}')(h)
       # pylearn2 takes channel c's pieces from channels c * pieces ... c * pieces + pieces - 1.
-      h = maxout(h.reshape((*h.shape[:-1], ch, self.conv_pieces)))
-      h = cuda_convnet_max_pool(h, pool, stride)
+      h = layers.maxout(h.reshape((*h.shape[:-1], ch, self.conv_pieces)))
+      h = layers.cuda_convnet_max_pool(h, pool, stride)
       layer += 1
     h = h.reshape((h.shape[0], -1))
     for i, units in enumerate(self.units):
-      h = example_dropout(h, self.input_keep if layer == 0 else self.hidden_keep, example_keys,
-                          layer)
+      h = layers.example_dropout(h, self.input_keep if layer == 0 else self.hidden_keep,
+                                 example_keys, layer)
       h = nn.Dense(units * self.pieces, kernel_init=init, name=f'h{i}')(h)
-      h = maxout(h.reshape((h.shape[0], units, self.pieces)))
+      h = layers.maxout(h.reshape((h.shape[0], units, self.pieces)))
       layer += 1
-    h = example_dropout(h, self.hidden_keep, example_keys, layer)
+    h = layers.example_dropout(h, self.hidden_keep, example_keys, layer)
     return nn.Dense(1, kernel_init=init, name='y')(h)[:, 0]
 
 
 def compute_dtype(model_config):
-  """`config.model.compute_dtype` (default float32) as a dtype; bfloat16 only for MLP models."""
-  name = model_config.get('compute_dtype', 'float32')
-  if name not in COMPUTE_DTYPES:
+  """`config.model.compute_dtype` as a dtype; bfloat16 only for the fully connected models."""
+  name = model_config.compute_dtype
+  if name not in layers.COMPUTE_DTYPES:
     raise ConfigError(f"config.model.compute_dtype='{name}' is unknown: choose one of "
-                        f"{sorted(COMPUTE_DTYPES)}.")
+                        f"{sorted(layers.COMPUTE_DTYPES)}.")
   if name != 'float32' and (model_config.generator, model_config.discriminator) != (
       'mlp', 'maxout_mlp'):
     raise ConfigError(f"config.model.compute_dtype='{name}' is implemented for the fully "
                         "connected models (generator='mlp', discriminator='maxout_mlp') only: "
                         "use float32 for the convolutional ones.")
-  return COMPUTE_DTYPES[name]
+  return layers.COMPUTE_DTYPES[name]
 
 
 def build_generator(model_config, image_shape: Sequence[int]) -> nn.Module:
@@ -389,10 +233,10 @@ def build_generator(model_config, image_shape: Sequence[int]) -> nn.Module:
         image_shape=tuple(image_shape),
         output_activation=model_config.g_output_activation,
         output_init=model_config.g_output_init,
-        prefix_hidden=tuple(model_config.get('g_pre_hidden', ())),
-        prefix_activations=tuple(model_config.get('g_pre_activations', ())),
-        prefix_inits=tuple(model_config.get('g_pre_inits', ())),
-        prefix_bias=tuple(model_config.get('g_pre_bias', ())),
+        prefix_hidden=tuple(model_config.g_pre_hidden),
+        prefix_activations=tuple(model_config.g_pre_activations),
+        prefix_inits=tuple(model_config.g_pre_inits),
+        prefix_bias=tuple(model_config.g_pre_bias),
         dtype=compute_dtype(model_config))
   if name == 'deconv':
     m = model_config

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gan_jax
+from gan_jax import layers
 from gan_jax import models
 from gan_jax import state as state_lib
 from gan_jax import validation
@@ -40,10 +41,10 @@ def _pool_reference(x, pool, stride):
 
 def test_spatial_sizes_are_those_of_the_original():
   # (input, kernel, pad, pool, stride, detector, pooled) per layer: 32 -> 16 -> 7 -> 5.
-  layers = [(32, 8, 4, 4, 2, 33, 16), (16, 8, 3, 4, 2, 15, 7), (7, 5, 3, 2, 2, 9, 5)]
-  for size, k, pad, pool, stride, detector, pooled in layers:
-    assert models.conv_output_size(size, k, pad) == detector
-    assert models.pool_output_size(detector, pool, stride) == pooled
+  sizes = [(32, 8, 4, 4, 2, 33, 16), (16, 8, 3, 4, 2, 15, 7), (7, 5, 3, 2, 2, 9, 5)]
+  for size, k, pad, pool, stride, detector, pooled in sizes:
+    assert layers.conv_output_size(size, k, pad) == detector
+    assert layers.pool_output_size(detector, pool, stride) == pooled
   # A VALID pool would drop the partial last window: 33 -> 15, and the next layers would differ.
   assert (33 - 4) // 2 + 1 == 15
   d = models.build_discriminator(_config().model)
@@ -55,13 +56,13 @@ def test_spatial_sizes_are_those_of_the_original():
 @pytest.mark.parametrize('size, pool, stride', [(33, 4, 2), (15, 4, 2), (9, 2, 2), (8, 3, 3)])
 def test_max_pool_clips_windows_at_the_edge(size, pool, stride):
   x = np.random.default_rng(size).normal(size=(2, size, size, 3)).astype(np.float32)
-  got = np.asarray(models.cuda_convnet_max_pool(jnp.asarray(x), pool, stride))
+  got = np.asarray(layers.cuda_convnet_max_pool(jnp.asarray(x), pool, stride))
   np.testing.assert_array_equal(got, _pool_reference(x, pool, stride))
 
 
 def test_pool_larger_than_map_is_an_error():
   with pytest.raises(ValueError, match='does not fit a 3x3 feature map'):
-    models.pool_output_size(3, 4, 2)
+    layers.pool_output_size(3, 4, 2)
 
 
 @pytest.mark.parametrize('tied, pad', [(False, 0), (True, 0), (False, 1)])
@@ -69,7 +70,7 @@ def test_deconv_is_the_transpose_of_a_strided_convolution(tied, pad):
   """out[s*i + a, s*j + b] += x[i, j] @ w[a, b], cropped by pad, plus the bias."""
   rng = np.random.default_rng(0)
   x = rng.normal(size=(2, 4, 4, 6)).astype(np.float32)
-  layer = models.Deconv(3, (5, 5), (3, 3), pad=pad, tied_bias=tied)
+  layer = layers.Deconv(3, (5, 5), (3, 3), pad=pad, tied_bias=tied)
   params = layer.init(jax.random.key(0), x)
   size = 3 * (4 - 1) - 2 * pad + 5
   bias_shape = (3,) if tied else (size, size, 3)

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import tiny_mnist_config
 from experiments import mnist
+from gan_jax import layers
 from gan_jax import models
 
 
@@ -59,7 +60,7 @@ def test_output_bias_from_marginals():
 
 
 def test_sparse_init_has_k_nonzeros_per_unit():
-  w = models.sparse_normal(5)(jax.random.key(0), (40, 7))
+  w = layers.sparse_normal(5)(jax.random.key(0), (40, 7))
   nonzero = np.count_nonzero(np.asarray(w), axis=0)
   np.testing.assert_array_equal(nonzero, 5)
 
@@ -78,19 +79,19 @@ def test_maxout_takes_max_over_contiguous_pieces():
 def test_example_dropout_keep_rate_scaling_and_independence():
   x = jnp.ones((64, 2000))
   keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(0), jnp.arange(64))
-  y = np.asarray(models.example_dropout(x, 0.8, keys, salt=0))
+  y = np.asarray(layers.example_dropout(x, 0.8, keys, salt=0))
   assert set(np.unique(y)) == {0.0, 1.25}
   assert abs((y > 0).mean() - 0.8) < 0.01
-  y2 = np.asarray(models.example_dropout(x, 0.5, keys, salt=1))
+  y2 = np.asarray(layers.example_dropout(x, 0.5, keys, salt=1))
   assert set(np.unique(y2)) == {0.0, 2.0}
   assert abs((y2 > 0).mean() - 0.5) < 0.01
   # Another salt gives another mask; the same key and salt the same one.
-  assert not np.array_equal(y > 0, np.asarray(models.example_dropout(x, 0.8, keys, 5)) > 0)
-  np.testing.assert_array_equal(y, models.example_dropout(x, 0.8, keys, 0))
+  assert not np.array_equal(y > 0, np.asarray(layers.example_dropout(x, 0.8, keys, 5)) > 0)
+  np.testing.assert_array_equal(y, layers.example_dropout(x, 0.8, keys, 0))
   # A sub-batch with the same per-example keys sees the same masks (device-count invariance).
-  np.testing.assert_array_equal(y[10:20], models.example_dropout(x[10:20], 0.8, keys[10:20], 0))
+  np.testing.assert_array_equal(y[10:20], layers.example_dropout(x[10:20], 0.8, keys[10:20], 0))
   # No keys: evaluation, no dropout.
-  np.testing.assert_array_equal(models.example_dropout(x, 0.8, None, 0), x)
+  np.testing.assert_array_equal(layers.example_dropout(x, 0.8, None, 0), x)
 
 
 def test_discriminator_dropout_only_with_keys():
@@ -116,8 +117,8 @@ def test_priors():
 
 def test_maxout_gradient_is_theanos():
   h = jnp.array([[[1.0, 3.0, 3.0], [2.0, 0.0, -1.0]]])
-  np.testing.assert_array_equal(models.maxout(h), [[3.0, 2.0]])
-  g = jax.grad(lambda h: jnp.sum(models.maxout(h) * jnp.array([[10.0, 1.0]])))(h)
+  np.testing.assert_array_equal(layers.maxout(h), [[3.0, 2.0]])
+  g = jax.grad(lambda h: jnp.sum(layers.maxout(h) * jnp.array([[10.0, 1.0]])))(h)
   # The winner gets the whole gradient, each piece of a tie in full (not split).
   np.testing.assert_array_equal(g, [[[0.0, 10.0, 10.0], [1.0, 0.0, 0.0]]])
 
