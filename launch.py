@@ -4,7 +4,8 @@ r"""Trains or evaluates a GAN of Goodfellow et al. (2014).
   python launch.py --config=experiments/mnist.py --workdir=runs/mnist --mode=eval
 
 Config fields are overridden with --config.<section>.<field>=value. Running the same command on
-the same workdir resumes from its newest checkpoint.
+the same workdir resumes from its newest checkpoint. Other packages' INFO lines (orbax, TFDS, JAX)
+show with --verbosity=1 (their DEBUG lines with --verbosity=2).
 """
 
 import sys
@@ -15,6 +16,7 @@ from absl import logging
 from ml_collections import config_flags
 
 import gan_jax
+from gan_jax import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
@@ -36,6 +38,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  cli.quiet_libraries(__file__)  # Other packages' INFO lines only with --verbosity=1.
   try:
     gan_jax.multihost.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                                  FLAGS.process_id, FLAGS.distributed)
@@ -57,4 +60,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)  # A bad --config.* override: one line.

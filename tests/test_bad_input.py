@@ -1,6 +1,7 @@
 """Bad input: one clear line, before any training, nothing in the workdir lost."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import jax
 import pytest
 
 from conftest import ROOT, tiny_mnist_config
+from gan_jax import api
 from gan_jax import data
 from gan_jax import validation
 from gan_jax import workdir as workdir_lib
@@ -124,10 +126,25 @@ def _launch(*args, env=None):
                         timeout=300, check=False)
 
 
+def _own_lines(stderr):
+  """stderr without log lines (absl's and TensorFlow's C++ ones)."""
+  return [l for l in stderr.splitlines()
+          if not re.match(r'[IWEF]\d{4} |WARNING: All log messages before absl', l)]
+
+
 def test_launch_mistyped_field(tmp_path):
   out = _launch(f'--workdir={tmp_path / "w"}', '--config.train.nums_steps=10')
-  assert out.returncode != 0
-  assert 'nums_steps' in out.stderr
+  assert out.returncode == 2 and 'Traceback' not in out.stderr
+  [line] = _own_lines(out.stderr)
+  assert line.startswith("error: config.train has no field 'nums_steps' (did you mean "
+                         "'num_steps'?); its fields are: batch_size, checkpoint_every, ")
+  assert ', num_steps, ' in line
+  assert not (tmp_path / 'w').exists()
+  out = _launch(f'--workdir={tmp_path / "w"}', '--config.trian.num_steps=1')
+  assert out.returncode == 2 and 'Traceback' not in out.stderr
+  [line] = _own_lines(out.stderr)
+  assert line.startswith("error: config has no field 'trian' (did you mean 'train'?); its fields "
+                         'are: data, eval, ')
   assert not (tmp_path / 'w').exists()
 
 
@@ -146,7 +163,9 @@ def test_launch_bad_value_and_missing_data(tmp_path):
 
 def test_launch_wrong_type(tmp_path):
   out = _launch(f'--workdir={tmp_path / "w"}', '--config.train.batch_size=many')
-  assert out.returncode != 0 and 'batch_size' in out.stderr
+  assert out.returncode == 2 and 'Traceback' not in out.stderr
+  assert _own_lines(out.stderr) == ["error: config.train.batch_size must be an integer, not 'many' "
+                                    '(e.g. --config.train.batch_size=100)']
   assert not (tmp_path / 'w').exists()
 
 
@@ -161,16 +180,15 @@ def test_workdir_cannot_be_created(tmp_path):
 def test_resume_into_another_model_is_refused(tmp_path):
   import tensorflow_datasets as tfds
   from gan_jax import checkpoint
-  from gan_jax import run
   workdir = str(tmp_path / 'run')
   with tfds.testing.mock_data(num_examples=40):
-    run.train_and_evaluate(tiny_mnist_config(num_steps=3), workdir)
+    api.train_and_evaluate(tiny_mnist_config(num_steps=3), workdir)
     other = tiny_mnist_config(num_steps=6)
     other.model.d_units = (24, 24)
     with pytest.raises(workdir_lib.WorkdirError, match='model.d_units'):
-      run.train_and_evaluate(other, workdir)
+      api.train_and_evaluate(other, workdir)
     with pytest.raises(checkpoint.CheckpointError, match='does not fit this model'):
-      run.train_and_evaluate(other, workdir, allow_config_change=True)
+      api.train_and_evaluate(other, workdir, allow_config_change=True)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['3']
 
 
