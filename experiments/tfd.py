@@ -34,10 +34,12 @@ saying where the file must go. Images are divided by 255 (pylearn2's scale=True)
 
 Per-stage fields live in config.stages.<stage> (e.g. --config.stages.pretrain.train.num_steps=10);
 the shared ones (--config.model.g_hidden, --config.optim.learning_rate, ...) apply to both stages.
+Fields not set below keep the base config's value (gan_jax/config.py, which explains each field).
 """
 
 import ml_collections
-import numpy as np
+
+from gan_jax import config as config_lib
 
 # Steps per epoch: the unlabeled faces (fold-independent), 98,058 = 102,236 - 4,178 labelled, in
 # minibatches of 100 (the last partial one dropped). Check the 'Train split unlabeled: N images'
@@ -60,8 +62,7 @@ def _parse(arg: str | None) -> str:
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The two-stage TFD experiment; `arg` 'stage=<name>' runs one stage only."""
-  config = ml_collections.ConfigDict()
-  config.seed = 0
+  config = config_lib.base_config()
   config.stage = _parse(arg)  # '' = every stage, in stage_order.
   config.stage_order = STAGES
   steps_per_epoch = UNLABELED_IMAGES // BATCH_SIZE
@@ -79,88 +80,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
           )),
   ))
 
-  config.data = ml_collections.ConfigDict(dict(
-      name='tfd',
-      data_dir='',        # '' = TFDS's default (TFDS_DATA_DIR or ~/tensorflow_datasets).
-      manual_dir='',      # The folder holding TFD_48x48.mat ('' = <data_dir>/downloads/manual).
-      allow_download=True,
-      fold=0,
-      train_split='unlabeled',
-      valid_split='valid',
-      test_split='test',
-      preprocessing='unit',
-      gcn_scale=55.0,
-  ))
+  d = config.data
+  d.name = 'tfd'
+  d.train_split, d.valid_split = 'unlabeled', 'valid'
 
-  config.model = ml_collections.ConfigDict(dict(
-      generator='mlp',
-      z_dim=100,
-      prior='gaussian',   # The original Generator's default noise.
-      g_hidden=(8000, 8000),
-      g_activations=('relu', 'sigmoid'),
-      g_inits=('uniform:0.05', 'uniform:0.05'),
-      g_bias=(0.0, -2.0),
-      g_output_activation='sigmoid',
-      g_output_init='sparse:100',
-      g_output_bias_from_marginals=True,
-      # Set per stage (config.stages): layers in front of h0, and the run G starts from.
-      g_pre_hidden=(),
-      g_pre_activations=(),
-      g_pre_inits=(),
-      g_pre_bias=(),
-      g_init_from='',
-      discriminator='maxout_mlp',
-      compute_dtype='float32',  # 'bfloat16' runs the matmuls in bf16 (params stay float32).
-      d_units=(1200, 1200),
-      d_pieces=5,
-      d_init_range=0.005,
-      d_input_keep=0.8,   # As AdversaryCost2 in both yaml files: pixels kept with p = 0.8 ...
-      d_hidden_keep=0.5,  # ... later layers' inputs with p = 0.5.
-  ))
+  m = config.model
+  m.prior = 'gaussian'  # The original Generator's default noise.
+  m.g_hidden = (8000, 8000)
+  m.g_activations = ('relu', 'sigmoid')
+  m.g_bias = (0.0, -2.0)
+  m.g_output_init = 'sparse:100'
+  m.g_output_bias_from_marginals = True
+  # The shared g_pre_* and g_init_from stay unset (the base's () and ''): set per stage above.
+  m.d_units = (1200, 1200)  # Dropout as AdversaryCost2 in both yaml files: the base's 0.8 / 0.5.
 
-  config.optim = ml_collections.ConfigDict(dict(
-      name='sgd_momentum',
-      learning_rate=0.05,
-      lr_decay_factor=1.000004,
-      min_lr=1e-6,
-      init_momentum=0.5,
-      final_momentum=0.7,
-      momentum_start_epoch=1,
-      momentum_saturate_epoch=250,
-      adam_b1=0.5,
-      adam_b2=0.999,
-      max_col_norm=1.9365,  # On every weight matrix of G and D, after every update.
-  ))
+  config.optim.learning_rate = 0.05
+  config.optim.max_col_norm = 1.9365  # On every weight matrix of G and D, after every update.
 
-  config.train = ml_collections.ConfigDict(dict(
-      batch_size=BATCH_SIZE,
-      num_steps=0,        # Set per stage: config.stages.<stage>.train.num_steps.
-      k_steps=1,
-      update_rule='simultaneous',
-      generator_loss='non_saturating',
-      log_every=500,
-      checkpoint_every=5_000,
-      sample_every=5_000,
-      steps_per_call=50,
-      keep_checkpoints=3,
-      g_ema_decay=0.0,  # > 0 (e.g. 0.999): keep an EMA of G in training (eval.parzen.g_ema).
-  ))
+  config.train.batch_size = BATCH_SIZE
+  config.train.num_steps = 0  # Set per stage: config.stages.<stage>.train.num_steps.
 
-  config.eval = ml_collections.ConfigDict(dict(
-      every=10_000,
-      parzen=ml_collections.ConfigDict(dict(
-          num_samples=10_000,
-          sigmas=tuple(float(s) for s in np.logspace(-1, 0, 10)),
-          valid_size=1_000_000,   # All of fold 0's valid split, as parzen_ll.py did for TFD.
-          train_num_samples=2_000,
-          train_valid_size=1_000,
-          batch_size=1_000,
-          data_as_samples=False,
-          # > 0: G's weights averaged over every checkpoint in [step - g_average, step]
-          # (post-hoc Polyak averaging; not the paper's protocol). Keep enough checkpoints.
-          g_average=0,
-          g_ema=False,  # Score / draw the EMA of G (needs train.g_ema_decay > 0).
-          seed=1,
-      )),
-  ))
+  # All of fold 0's valid split chooses sigma, as parzen_ll.py did for TFD.
+  config.eval.parzen.valid_size = 1_000_000
   return config

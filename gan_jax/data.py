@@ -47,7 +47,7 @@ def _tfds_name(data_config) -> str:
   if data_config.name not in DATASETS:
     raise DataError(f"Unknown dataset '{data_config.name}': choose one of {sorted(DATASETS)}.")
   name = DATASETS[data_config.name].tfds_name
-  fold = data_config.get('fold', 0)
+  fold = data_config.fold
   return name.replace('fold0', f'fold{fold}') if 'fold0' in name else name
 
 
@@ -81,7 +81,7 @@ def _prepare(builder, data_config) -> None:
   if builder.is_prepared():
     return
   where = builder.data_dir_root
-  if not data_config.get('allow_download', True) and not data_config.manual_dir:
+  if not data_config.allow_download and not data_config.manual_dir:
     raise DataError(
         f"Dataset '{builder.name}' is not prepared in {where} and downloading is off: set "
         "TFDS_DATA_DIR (or config.data.data_dir) to a directory holding a prepared copy, or "
@@ -132,11 +132,6 @@ def _synthetic_split(data_config, split: str) -> np.ndarray:
   if split not in SYNTHETIC_SPLITS:
     raise DataError(f"Split '{split}' of the synthetic dataset '{data_config.name}' is unknown: "
                     f"use one of {SYNTHETIC_SPLITS} in config.data.*_split.")
-  fields = ('toy_mean', 'toy_std', 'toy_size', 'toy_seed')
-  missing = [f for f in fields if data_config.get(f) is None]
-  if missing:
-    raise DataError(f"The synthetic dataset '{data_config.name}' needs config.data."
-                    f"{', config.data.'.join(missing)}: see experiments/toy1d.py.")
   size, std = int(data_config.toy_size), float(data_config.toy_std)
   if size <= 0 or std <= 0:
     raise DataError(f'config.data.toy_size and config.data.toy_std must be positive, got '
@@ -197,8 +192,7 @@ def _idx_split(data_config, split: str) -> np.ndarray:
   images = read_idx(path)[int(start) if start else None:int(stop) if stop else None]
   if len(images) == 0:
     raise DataError(f"Split '{split}' of {path} is empty: check config.data.*_split.")
-  return preprocess(images[..., None], data_config.preprocessing,
-                    data_config.get('gcn_scale', 55.0))
+  return preprocess(images[..., None], data_config.preprocessing, data_config.gcn_scale)
 
 
 def load_split(data_config, split: str) -> np.ndarray:
@@ -206,7 +200,7 @@ def load_split(data_config, split: str) -> np.ndarray:
   spec = DATASETS.get(data_config.name)
   if spec is not None and spec.synthetic:
     return _synthetic_split(data_config, split)
-  if data_config.get('idx_dir'):
+  if data_config.idx_dir:
     return _idx_split(data_config, split)
   import tensorflow_datasets as tfds
 
@@ -220,7 +214,7 @@ def load_split(data_config, split: str) -> np.ndarray:
     images = images[..., None]
   if len(images) == 0:
     raise DataError(f"Split '{split}' of '{builder.name}' is empty: check config.data.*_split.")
-  return preprocess(images, data_config.preprocessing, data_config.get('gcn_scale', 55.0))
+  return preprocess(images, data_config.preprocessing, data_config.gcn_scale)
 
 
 def load_splits(data_config, which=('train',)) -> dict[str, np.ndarray]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 
+import ml_collections
+
+from gan_jax import config as config_lib
 from gan_jax import writers
 from gan_jax.errors import WorkdirError
 
@@ -14,15 +17,6 @@ RESUMABLE_CHANGES = (
     'train.steps_per_call', 'train.keep_checkpoints', 'eval.every', 'data.data_dir',
     'data.manual_dir', 'data.allow_download',
 )
-
-
-# Fields added after runs were first written, with the value that behaves as their absence did:
-# a config.json without the field holds the same run as a config with this value.
-ADDED_FIELDS = {
-    'data.idx_dir': '',             # '' = read through TFDS, as before the IDX reader existed.
-    'model.compute_dtype': 'float32',
-    'train.g_ema_decay': 0.0,       # 0 = no EMA of G, as before it existed.
-}
 
 
 def _flatten(d: dict, prefix: str = '') -> dict:
@@ -43,15 +37,26 @@ def config_dict(config) -> dict:
 def differences(old: dict, new: dict) -> list[str]:
   """Fields (dotted) whose values differ, ignoring RESUMABLE_CHANGES and eval.parzen.*.
 
-  A field of ADDED_FIELDS missing on one side counts as holding its neutral value there.
+  Both sides are upgraded to the full schema first (gan_jax.config.upgrade): a field missing on
+  one side (a run written before the field existed) counts as holding its default there, which
+  behaves as its absence did.
   """
-  a, b = _flatten(old), _flatten(new)
-  for key, neutral in ADDED_FIELDS.items():
-    for side in (a, b):
-      side.setdefault(key, neutral)
+  a, b = _flatten(config_lib.upgrade(old)), _flatten(config_lib.upgrade(new))
   keys = sorted(set(a) | set(b))
   return [k for k in keys if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES
           and not k.startswith('eval.parzen.')]
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict | None:
+  """The config of the run in `workdir` (its config.json, upgraded to the full schema, locked).
+
+  None when `workdir` holds no config.json.
+  """
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return config_lib.from_json_dict(json.load(f))
 
 
 def _has_checkpoints(workdir: str) -> bool:
