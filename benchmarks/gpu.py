@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from benchmarks.common import dense_shapes, make_config, step_flops
 from gan_jax import data
-from gan_jax import run
+from gan_jax import experiment
 from gan_jax import train_step
 
 _STEPS = flags.DEFINE_integer('steps', 500, 'Steps per timed call (a lax.scan).')
@@ -56,7 +56,7 @@ def bench_step(name: str, rule: str, precision: str, steps: int, repeats: int) -
   images = data.preprocess(np.random.default_rng(0).integers(
       0, 256, (2 * config.train.batch_size, *shape), dtype=np.uint8), config.data.preprocessing)
   with jax.default_matmul_precision(matmul_precision):
-    exp = run.build(config, len(images), shape)
+    exp = experiment.build(config, shape, len(images))
     state = exp.initial_state(images)
     step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec,
                                       axis_name=None)

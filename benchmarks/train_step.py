@@ -8,9 +8,9 @@ batch 100, one process, everything interleaved and best of `--repeats`:
     as a fraction of a plain jitted f32 matmul timed in the same run;
   * the same model, losses and optimiser as a PyTorch CPU loop (benchmarks/torch_reference.py)
     with the same number of threads as XLA, started from the same initial parameters;
-  * MNIST only: end to end through the project's input path (run.build, make_train_chunk, the
-    pmapped chunk fed on-device images and host-side EpochSampler indices, as run.py) against the
-    same step scanned over a constant on-device batch.
+  * MNIST only: end to end through the project's input path (experiment.build, the
+    data-parallel chunk fed on-device images and host-side EpochSampler indices, as
+    gan_jax/train.py) against the same step scanned over a constant on-device batch.
 
 FLOPs are counted from the layer shapes (the dots the step must do); XLA's cost analysis is
 printed next to them as a check. Real MNIST is read through TFDS when TFDS_DATA_DIR is set,
@@ -39,7 +39,8 @@ from benchmarks import torch_reference
 from benchmarks.common import dense_shapes, make_config, step_flops
 from experiments import mnist
 from gan_jax import data
-from gan_jax import run
+from gan_jax import experiment
+from gan_jax import parallel
 from gan_jax import state as state_lib
 from gan_jax import train_step
 import torch
@@ -156,7 +157,7 @@ def check_port(jax_step: JaxStep, torch_step: TorchStep, images) -> dict:
 def bench_step(name: str, rule: str, images, steps: int, repeats: int, threads: int) -> dict:
   """Times gan_jax's step, the PyTorch port and a jitted matmul, interleaved."""
   config = make_config(name, rule)
-  exp = run.build(config, len(images), images.shape[1:])
+  exp = experiment.build(config, images.shape[1:], len(images))
   jax_step = JaxStep(exp, images)
   torch_step = TorchStep(config, images, jax_step.init_state)
   # Its own copy for the 1-thread timing, so every trainer has made as many updates as gan_jax.
@@ -218,22 +219,23 @@ def bench_step(name: str, rule: str, images, steps: int, repeats: int, threads: 
 
 
 def bench_input_path(rule: str, images, chunks: int, steps_per_call: int, repeats: int) -> dict:
-  """run.py's chunked pmap loop (on-device images, EpochSampler indices) vs a constant batch."""
+  """train.py's chunked data-parallel loop (on-device images, EpochSampler indices) vs a
+  constant batch."""
   config = make_config('mnist', rule)
   config.train.steps_per_call = steps_per_call
-  exp = run.build(config, len(images), images.shape[1:])
+  exp = experiment.build(config, images.shape[1:], len(images))
   n_dev, per_step = jax.device_count(), exp.spec.minibatches_per_step
   batch = config.train.batch_size
   local = batch // n_dev
   step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec)
-  p_chunk = jax.pmap(train_step.make_train_chunk(step), axis_name='batch',
-                     in_axes=(None, None, 0, None), out_axes=(None, None), donate_argnums=(0,))
+  p_chunk = train_step.data_parallel_chunk(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx,
+                                           exp.spec)
 
   def const_chunk(state, fixed, rng):
     return jax.lax.scan(lambda s, _: step(s, fixed, rng), state, None, length=steps_per_call)
 
-  p_const = jax.pmap(const_chunk, axis_name='batch', in_axes=(None, 0, None),
-                     out_axes=(None, None), donate_argnums=(0,))
+  p_const = parallel.over_devices(const_chunk, in_axes=(None, 0, None), out_axes=(None, None),
+                                  donate_argnums=(0,))
   on_device = jax.device_put(images, exp.replicated)
   fixed = images[:per_step * batch].reshape(per_step, n_dev, local, *images.shape[1:])
   fixed = jnp.asarray(np.moveaxis(fixed, 1, 0))
@@ -242,7 +244,7 @@ def bench_input_path(rule: str, images, chunks: int, steps_per_call: int, repeat
   states = {'input': exp.initial_state(images), 'const': exp.initial_state(images)}
   first = {'input': 0}
 
-  def input_path(count):  # As run._train_loop: host indices per chunk, metrics read at the end.
+  def input_path(count):  # As train.Trainer: host indices per chunk, metrics read at the end.
     pending = []
     for _ in range(count // steps_per_call):
       idx = sampler.indices(first['input'] * per_step, steps_per_call * per_step)

@@ -6,7 +6,8 @@
   example nearest to the row's last sample, to show the model does not memorise (nearest.png).
 * Figure 3: linear walks in z space (interpolation.png).
 
-Everything is drawn with PIL (no plotting library) and is deterministic given config.seed.
+Figure 1 is drawn with matplotlib (gan_jax/figure1.py), the image grids with PIL (writers); all
+are deterministic given config.seed.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from PIL import Image
-from PIL import ImageDraw
-from PIL import ImageFont
 
 from gan_jax import checkpoint
 from gan_jax import data
 from gan_jax import evaluation
+from gan_jax import experiment
+from gan_jax import figure1
 from gan_jax import models
-from gan_jax import run
 from gan_jax import writers
 
 # Layout of the figures (rows x columns) and their random streams (folded into config.seed).
@@ -184,28 +183,19 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
   Raises:
     CheckpointError: the workdir has no checkpoint (at `step`).
   """
-  ckpt_dir = os.path.join(workdir, 'checkpoints')
-  if not os.path.isdir(ckpt_dir):
-    raise checkpoint.CheckpointError(
-        f'No checkpoints in {workdir}: train first (launch.py --mode=train --workdir={workdir}).')
-  train = data.load_split(config.data, config.data.train_split)
-  exp = run.build(config, len(train), train.shape[1:])
-  target = exp.initial_state(train)
+  p = config.eval.parzen
+  # An averaged G or the EMA of G (what --mode=eval scores with g_average or g_ema) is drawn
+  # into a folder of its own.
   out_dir = os.path.join(workdir, 'figures')
   key = jax.random.key(config.seed)
-  ckpt = checkpoint.Checkpointer(ckpt_dir, read_only=True)  # Figures never prune a run.
-  try:
-    # An averaged G or the EMA of G (what --mode=eval scores with g_average or g_ema) is drawn
-    # into a folder of its own.
-    window, ema = config.eval.parzen.get('g_average', 0), config.eval.parzen.get('g_ema', False)
+  with checkpoint.Checkpointer.of_run(workdir) as ckpt:  # Read-only: figures never prune a run.
+    train = data.load_split(config.data, config.data.train_split)
+    exp = experiment.build(config, train.shape[1:], len(train))
     if int(np.prod(train.shape[1:])) == 1:
-      return [_toy_figure(exp, ckpt, target, step, jax.random.fold_in(key, _TOY_SALT),
-                          os.path.join(out_dir + evaluation.generator_suffix(0, ema),
-                                       'figure1.png'), ema)]
-    g, _, _ = evaluation.restore_generator(ckpt, target, step, window, ema)
-    out_dir += evaluation.generator_suffix(window, ema)
-  finally:
-    ckpt.close()
+      path = os.path.join(out_dir + evaluation.generator_suffix(0, p.g_ema), 'figure1.png')
+      return [_save(path, _toy_figure(exp, ckpt, exp.initial_state(train), step, p.g_ema))]
+    g, _, _ = evaluation.restore_generator(ckpt, exp.g_shapes(), step, p.g_average, p.g_ema)
+    out_dir += evaluation.generator_suffix(p.g_average, p.g_ema)
   norm = config.data.preprocessing
   paths = []
 
@@ -226,26 +216,25 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
   return paths
 
 
-def _toy_figure(exp, ckpt, target, step, key, path: str, ema: bool = False) -> str:
+def _toy_figure(exp, ckpt, target, step: int | None, ema: bool = False) -> np.ndarray:
   """Figure 1 from the initial state and up to TOY_PANELS - 1 checkpoints (the last: `step`).
 
   With `ema`, G is the EMA of G each checkpoint carries (at step 0 the two are the same).
   """
-  steps = sorted(ckpt.manager.all_steps())
-  if not steps:
-    raise checkpoint.CheckpointError(
-        f'No checkpoint in {ckpt.directory}: train first (launch.py --mode=train).')
+  steps = ckpt.steps()
   if step is not None and step not in steps:
-    raise checkpoint.CheckpointError(
-        f'No checkpoint at step {step} in {ckpt.directory}; it has {steps}.')
+    raise checkpoint.no_checkpoint_error(ckpt.directory, step, steps)
+  if not steps:
+    raise checkpoint.no_checkpoint_error(ckpt.directory)
   last = steps[-1] if step is None else step
+  key = jax.random.fold_in(jax.random.key(exp.config.seed), _TOY_SALT)
   panels = [toy_panel(exp, target.g_params, target.d_params, key, 0)]
   for s in _pick_steps([s for s in steps if s <= last], TOY_PANELS - 1):
     state, _ = ckpt.restore(target, s)
     g = evaluation.g_ema_params(state, s, ckpt.directory) if ema else state.g_params
     panels.append(toy_panel(exp, g, state.d_params, key, s))
   d = exp.config.data
-  return _save(path, draw_toy_figure(panels, float(d.toy_mean), float(d.toy_std)))
+  return figure1.draw_toy_figure(panels, float(d.toy_mean), float(d.toy_std))
 
 
 def toy_panel(exp, g_params, d_params, key, step: int) -> dict:
@@ -260,147 +249,7 @@ def toy_panel(exp, g_params, d_params, key, step: int) -> dict:
 
   panel = dict(step=step, samples=samples, discriminator=discriminator, z=None, g_of_z=None)
   if exp.spec.z_dim == 1:
-    z = np.linspace(*prior_range(exp.spec.prior), MAP_LINES, dtype=np.float32)
+    z = np.linspace(*figure1.prior_range(exp.spec.prior), figure1.MAP_LINES, dtype=np.float32)
     panel.update(z=z, g_of_z=np.asarray(exp.g_apply(g_params, z[:, None])).reshape(-1))
   return panel
 
-
-# Figure 1, drawn by hand: p_data black dotted, p_g green solid, D blue dashed (as the paper),
-# and D* (what D would be if trained to optimality against this G) thin, light blue, dotted.
-PANEL_W, PANEL_H, LEGEND_H = 360, 290, 28
-MAP_LINES = 15  # Lines of the map x = G(z) under each panel.
-_SS = 2  # PIL does not anti-alias: drawing at twice the size and downsampling smooths lines.
-_BLACK, _GREEN, _BLUE, _GREY = (0, 0, 0), (0, 150, 0), (30, 70, 230), (120, 120, 120)
-_LIGHT_BLUE = (120, 170, 255)
-# Panel geometry (1x pixels): plot box, then x tick labels, then the x and z lines of the map.
-_LEFT, _RIGHT, _TOP, _PLOT_H, _X_LINE, _Z_LINE = 42, 14, 26, 150, 218, 266
-
-
-def prior_range(prior: str) -> tuple[float, float]:
-  """The z interval drawn under each panel: the uniform prior's support, or +-2.5 sd."""
-  return (-np.sqrt(3.0), np.sqrt(3.0)) if prior == 'uniform' else (-2.5, 2.5)
-
-
-def _kde(samples: np.ndarray, grid: np.ndarray, min_width: float) -> np.ndarray:
-  """Gaussian KDE (Silverman's bandwidth, floored at `min_width` for a collapsed G)."""
-  samples = np.asarray(samples, np.float64)
-  h = max(1.06 * samples.std() * len(samples) ** -0.2, min_width)
-  out = np.zeros_like(grid, np.float64)
-  for chunk in np.array_split(samples, max(1, len(samples) // 2000)):
-    out += np.exp(-0.5 * np.square((grid[None, :] - chunk[:, None]) / h)).sum(axis=0)
-  return out / (len(samples) * h * np.sqrt(2.0 * np.pi))
-
-
-def _nice_step(span: float, target: int = 6) -> float:
-  raw = span / target
-  mag = 10.0 ** np.floor(np.log10(raw))
-  return float(mag * min((m for m in (1, 2, 5, 10) if m * mag >= raw), default=10))
-
-
-def _font(size: int):
-  try:
-    return ImageFont.load_default(size=size * _SS)
-  except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font.
-    return ImageFont.load_default()
-
-
-def _line(draw, xs, ys, colour, width, dash: tuple[int, int] | None = None):
-  """A polyline (1x pixel coordinates), solid or dashed (`dash` = (on, off) pixels).
-
-  NaN coordinates break the line: each finite run is drawn separately.
-  """
-  pts = np.stack(np.broadcast_arrays(np.asarray(xs, float), np.asarray(ys, float)), axis=1)
-  finite = np.isfinite(pts).all(axis=1)
-  if not finite.all():
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], finite.astype(int), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2]):
-      if stop - start > 1:
-        _line(draw, pts[start:stop, 0], pts[start:stop, 1], colour, width, dash)
-    return
-  pts = pts * _SS
-  if dash is None:
-    draw.line([tuple(p) for p in pts], fill=colour, width=width * _SS, joint='curve')
-    return
-  cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
-  on, off = dash[0] * _SS, dash[1] * _SS
-  for start in np.arange(0.0, cum[-1], on + off):
-    s = np.concatenate([[start], cum[(cum > start) & (cum < start + on)],
-                        [min(start + on, cum[-1])]])
-    seg = np.stack([np.interp(s, cum, pts[:, 0]), np.interp(s, cum, pts[:, 1])], axis=1)
-    draw.line([tuple(p) for p in seg], fill=colour, width=width * _SS)
-
-
-def _text(draw, xy, text, font, anchor='mm', colour=_BLACK):
-  draw.text((xy[0] * _SS, xy[1] * _SS), text, fill=colour, font=font, anchor=anchor)
-
-
-def draw_toy_figure(panels: list[dict], data_mean: float, data_std: float) -> np.ndarray:
-  """Draws Figure 1's panels side by side, with a legend underneath.
-
-  Args:
-    panels: from `toy_panel`: step, G's samples, the z grid and G(z), and D as a function.
-    data_mean, data_std: p_data = N(data_mean, data_std^2).
-
-  Returns:
-    uint8 RGB [PANEL_H + LEGEND_H, len(panels) * PANEL_W, 3].
-  """
-  everything = np.concatenate([p['samples'] for p in panels])
-  lo = min(np.quantile(everything, 0.005), data_mean - 4 * data_std)
-  hi = max(np.quantile(everything, 0.995), data_mean + 4 * data_std)
-  lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
-  grid = np.linspace(lo, hi, 600)
-  p_data = np.exp(-0.5 * np.square((grid - data_mean) / data_std)) / (
-      data_std * np.sqrt(2 * np.pi))
-  y_max = max(1.05, 1.25 * p_data.max())
-  width, height = len(panels) * PANEL_W, PANEL_H + LEGEND_H
-  image = Image.new('RGB', (width * _SS, height * _SS), 'white')
-  draw = ImageDraw.Draw(image)
-  font, small = _font(12), _font(10)
-  x_step, y_step = _nice_step(hi - lo), (0.5 if y_max <= 2 else _nice_step(y_max, 4))
-  bottom = _TOP + _PLOT_H
-
-  for k, panel in enumerate(panels):
-    x0, x1 = k * PANEL_W + _LEFT, (k + 1) * PANEL_W - _RIGHT
-    px = lambda v, x0=x0, x1=x1: x0 + (np.asarray(v) - lo) / (hi - lo) * (x1 - x0)
-    py = lambda v: bottom - np.minimum(np.asarray(v), y_max) / y_max * _PLOT_H
-    _text(draw, ((x0 + x1) / 2, _TOP / 2), f'({"abcdefgh"[k % 8]}) step {panel["step"]}', font)
-    _line(draw, [x0, x0, x1], [_TOP, bottom, bottom], _GREY, 1)  # The axes.
-    for t in np.arange(np.ceil(lo / x_step) * x_step, hi, x_step):
-      _line(draw, [px(t), px(t)], [bottom, bottom + 4], _GREY, 1)
-      _text(draw, (px(t), bottom + 12), f'{round(t, 6) + 0.0:g}', small)  # No '-0'.
-    for t in np.arange(0.0, y_max + 1e-9, y_step):
-      _line(draw, [x0 - 4, x0], [py(t), py(t)], _GREY, 1)
-      _text(draw, (x0 - 6, py(t)), f'{t:g}', small, anchor='rm')
-    _line(draw, px(grid), py(p_data), _BLACK, 2, dash=(2, 4))
-    p_g = _kde(panel['samples'], grid, (hi - lo) / 300)
-    _line(draw, px(grid), py(p_g), _GREEN, 2)
-    # D* of Proposition 1 for this G (from the KDE), where the densities are not both ~0.
-    with np.errstate(invalid='ignore', divide='ignore'):
-      d_star = np.where(p_data + p_g > 1e-3, p_data / (p_data + p_g), np.nan)
-    _line(draw, px(grid), py(d_star), _LIGHT_BLUE, 1, dash=(2, 3))
-    _line(draw, px(grid), py(panel['discriminator'](grid)), _BLUE, 2, dash=(8, 5))
-    if panel['z'] is None:  # A z of several dimensions has no line to draw.
-      continue
-    # The map: z evenly spaced on the lower line, an arrow to G(z) on the upper line.
-    z_lo, z_hi = panel['z'][0], panel['z'][-1]
-    zx = x0 + (panel['z'] - z_lo) / (z_hi - z_lo) * (x1 - x0)
-    _line(draw, [x0, x1], [_X_LINE, _X_LINE], _BLACK, 1)
-    _line(draw, [x0, x1], [_Z_LINE, _Z_LINE], _BLACK, 1)
-    _text(draw, (x0 - 10, _X_LINE), 'x', font)
-    _text(draw, (x0 - 10, _Z_LINE), 'z', font)
-    for z_px, gx in zip(zx, np.clip(px(panel['g_of_z']), x0, x1)):
-      _line(draw, [z_px, gx], [_Z_LINE, _X_LINE + 3], _GREY, 1)
-      _line(draw, [gx - 3, gx, gx + 3], [_X_LINE + 7, _X_LINE + 2, _X_LINE + 7], _GREY, 1)
-
-  legend_y = PANEL_H + LEGEND_H / 2
-  entries = [('p_data', _BLACK, (2, 4)), ('p_g (KDE of G\'s samples)', _GREEN, None),
-             ('D(x)', _BLUE, (8, 5)), ('D*(x) = p_data / (p_data + p_g)', _LIGHT_BLUE, (2, 3))]
-  widths = [44 + draw.textlength(label, font=font) / _SS + 30 for label, _, _ in entries]
-  x = (width - sum(widths)) / 2
-  for (label, colour, dash), w in zip(entries, widths):
-    _line(draw, [x, x + 36], [legend_y, legend_y], colour, 1 if colour == _LIGHT_BLUE else 2,
-          dash=dash)
-    _text(draw, (x + 44, legend_y), label, font, anchor='lm')
-    x += w
-  image = image.resize((width, height), Image.LANCZOS)
-  return np.asarray(image)

@@ -2,7 +2,8 @@
 
 `make_train_step` returns a pure function `train_step(state, batch, rng) -> (state, metrics)`
 written for one device; gradients are averaged over the named axis `axis_name` so that, mapped
-with `jax.pmap` over all devices, it is data-parallel SGD on the global batch.
+over all devices (`data_parallel_chunk`, through gan_jax.parallel), it is data-parallel SGD on
+the global batch.
 
 Randomness: the step key is `fold_in(rng, state.step)`; every example of the *global* batch then
 gets its own key, `fold_in(step_key, global_example_index)`, with the global index derived from
@@ -22,6 +23,7 @@ import optax
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import optim
+from gan_jax import parallel
 from gan_jax.state import GANState
 
 UPDATE_RULES = ('alternating', 'simultaneous')
@@ -71,14 +73,14 @@ def _pmean(tree, axis_name):
 
 def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
                     d_tx: optax.GradientTransformation, spec: StepSpec,
-                    axis_name: str | None = 'batch') -> Callable:
+                    axis_name: str | None = parallel.AXIS) -> Callable:
   """Builds `train_step(state, batch, rng) -> (state, metrics)` for one device.
 
   Args:
     g_model, d_model: generator and discriminator modules.
     g_tx, d_tx: their optimisers.
     spec: the static step settings.
-    axis_name: the pmap axis to average gradients over, or None when not mapped.
+    axis_name: the device axis to average gradients over, or None when not mapped.
 
   Returns:
     The step. `batch` holds this device's real images, shape [minibatches_per_step, local_batch,
@@ -222,3 +224,18 @@ def make_train_chunk(train_step: Callable) -> Callable:
     return jax.lax.scan(body, state, indices)
 
   return chunk
+
+
+def data_parallel_chunk(g_model, d_model, g_tx: optax.GradientTransformation,
+                        d_tx: optax.GradientTransformation, spec: StepSpec) -> Callable:
+  """The training chunk mapped over all local devices: data-parallel SGD on the global batch.
+
+  Returns:
+    `chunk(state, images, indices, rng) -> (state, metrics)` as `make_train_chunk`'s, with
+    `indices` given per device, [devices, steps, minibatches_per_step, local_batch]; the
+    state, images, key and the returned state and metrics are shared by every device. The
+    input state's buffers are donated.
+  """
+  chunk = make_train_chunk(make_train_step(g_model, d_model, g_tx, d_tx, spec))
+  return parallel.over_devices(chunk, in_axes=(None, None, 0, None), out_axes=(None, None),
+                               donate_argnums=(0,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gan_jax import data
+from gan_jax import layers
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import optim
@@ -24,7 +25,7 @@ def _positive(value, field, integer=False):
 
 
 def _same_lengths(m, fields):
-  lengths = [len(m.get(f, ())) for f in fields]
+  lengths = [len(m[f]) for f in fields]
   if len(set(lengths)) > 1:
     raise ConfigError(f'config.model.{", ".join(fields)} must have the same length, got '
                       f'{lengths}.')
@@ -33,14 +34,14 @@ def _same_lengths(m, fields):
 def _check_model_extras(m) -> None:
   """The optional G prefix layers (TFD stage 2) and the convolutional G and D (CIFAR-10)."""
   _same_lengths(m, ('g_pre_hidden', 'g_pre_activations', 'g_pre_inits', 'g_pre_bias'))
-  for act in m.get('g_pre_activations', ()):
-    _choice(act, models.ACTIVATIONS, 'model.g_pre_activations')
-  for spec in m.get('g_pre_inits', ()):
+  for act in m.g_pre_activations:
+    _choice(act, layers.ACTIVATIONS, 'model.g_pre_activations')
+  for spec in m.g_pre_inits:
     try:
-      models.make_init(spec)
+      layers.make_init(spec)
     except ValueError as e:
       raise ConfigError(str(e)) from None
-  if m.get('g_output_bias_from_marginals') and m.g_output_activation != 'sigmoid':
+  if m.g_output_bias_from_marginals and m.g_output_activation != 'sigmoid':
     raise ConfigError('config.model.g_output_bias_from_marginals sets logit(mean pixel) and needs '
                       f"g_output_activation='sigmoid', got '{m.g_output_activation}': set it to "
                       'False.')
@@ -48,7 +49,7 @@ def _check_model_extras(m) -> None:
     if not m.g_output_init.startswith('uniform:'):
       raise ConfigError("config.model.g_output_init of the 'deconv' generator must be "
                         f"'uniform:<scale>', got '{m.g_output_init}'.")
-    if m.get('g_output_bias_from_marginals') and m.g_deconv_tied_bias:
+    if m.g_output_bias_from_marginals and m.g_deconv_tied_bias:
       raise ConfigError('config.model.g_output_bias_from_marginals needs an untied bias: set '
                         'g_deconv_tied_bias=False.')
   if m.discriminator == 'maxout_conv':
@@ -86,10 +87,10 @@ def validate(config, device_count: int) -> None:
                       f'same length, got {len(m.g_hidden)}, {len(m.g_activations)}, '
                       f'{len(m.g_inits)}, {len(m.g_bias)}.')
   for act in list(m.g_activations) + [m.g_output_activation]:
-    _choice(act, models.ACTIVATIONS, 'model.g_activations')
+    _choice(act, layers.ACTIVATIONS, 'model.g_activations')
   for spec in list(m.g_inits) + [m.g_output_init]:
     try:
-      models.make_init(spec)
+      layers.make_init(spec)
     except ValueError as e:
       raise ConfigError(str(e)) from None
   _check_model_extras(m)
@@ -108,7 +109,7 @@ def validate(config, device_count: int) -> None:
   for field in ('num_steps', 'log_every', 'checkpoint_every', 'sample_every', 'steps_per_call',
                 'keep_checkpoints'):
     _positive(t[field], f'train.{field}', integer=True)
-  g_ema_decay = t.get('g_ema_decay', 0.0)
+  g_ema_decay = t.g_ema_decay
   if isinstance(g_ema_decay, bool) or not 0.0 <= g_ema_decay < 1.0:
     raise ConfigError(f'config.train.g_ema_decay must be in [0, 1) (0 = off), got '
                       f'{g_ema_decay!r}: set --config.train.g_ema_decay=0.999, say, or 0.')
@@ -129,11 +130,11 @@ def validate(config, device_count: int) -> None:
   for field in ('num_samples', 'valid_size', 'train_num_samples', 'train_valid_size',
                 'batch_size'):
     _positive(p[field], f'eval.parzen.{field}', integer=True)
-  g_average = p.get('g_average', 0)
+  g_average = p.g_average
   if not isinstance(g_average, int) or isinstance(g_average, bool) or g_average < 0:
     raise ConfigError(f'config.eval.parzen.g_average must be an integer >= 0 (0 = off), got '
                       f'{g_average!r}.')
-  if p.get('g_ema', False) and g_average:
+  if p.g_ema and g_average:
     raise ConfigError(f'config.eval.parzen.g_ema=True and g_average={g_average} ask for two '
                       'different Gs: set --config.eval.parzen.g_average=0 to use the EMA.')
   if not len(p.sigmas) or min(p.sigmas) <= 0:

@@ -46,6 +46,12 @@ class MetricWriter:
       else:
         self._tb = flax_tb.SummaryWriter(os.path.join(workdir, 'tensorboard'))
 
+  def __enter__(self) -> MetricWriter:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
   def truncate_after(self, step: int) -> None:
     """Drops lines logged after `step`: a resumed run rewrites them exactly as it goes."""
     if not self.enabled or not os.path.exists(self.path):

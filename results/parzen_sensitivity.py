@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gan_jax import checkpoint
 from gan_jax import data
 from gan_jax import evaluation
+from gan_jax import experiment
 from gan_jax import parzen
-from gan_jax import run
 from results import table1
 
 
@@ -57,12 +57,9 @@ def sensitivity(config, workdir: str, step: int | None, num_samples: list[int],
     draw = lambda n, s: train[np.random.default_rng(s).permutation(len(train))[:n]]
     restored = None
   else:
-    exp = run.build(config, train_size=len(valid), image_shape=splits['valid'].shape[1:])
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), read_only=True)
-    try:
-      g_params, restored, _ = evaluation.restore_generator(ckpt, exp.initial_state(None), step)
-    finally:
-      ckpt.close()
+    exp = experiment.build(config, splits['valid'].shape[1:])
+    with checkpoint.Checkpointer.of_run(workdir) as ckpt:
+      g_params, restored, _ = evaluation.restore_generator(ckpt, exp.g_shapes(), step)
     draw = lambda n, s: evaluation.flat(exp.generate(g_params, n, jax.random.key(s), p.batch_size))
 
   def pick(sigmas, valid_curve, test_ll):

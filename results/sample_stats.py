@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gan_jax import checkpoint
 from gan_jax import data
 from gan_jax import evaluation
+from gan_jax import experiment
 from gan_jax import figures
-from gan_jax import run
 from results import table1
 
 
@@ -54,18 +54,14 @@ def sample_stats(config, workdir: str, step: int | None, windows: list[int],
   p = config.eval.parzen
   splits = data.load_splits(config.data, ('train', 'test'))
   test = splits['test']
-  exp = run.build(config, train_size=len(test), image_shape=test.shape[1:])
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), read_only=True)
-  target = exp.initial_state(None)
+  exp = experiment.build(config, test.shape[1:])
   rows = []
-  try:
+  with checkpoint.Checkpointer.of_run(workdir) as ckpt:
     for window in windows:
-      g, restored, _ = evaluation.restore_generator(ckpt, target, step, window)
+      g, restored, _ = evaluation.restore_generator(ckpt, exp.g_shapes(), step, window)
       samples = exp.generate(g, num_samples, jax.random.key(p.seed), p.batch_size)
       rows.append({'samples': f'G @ {restored:,}' + (f', averaged over {window:,} steps'
                                                      if window else ''), **stats(samples, test)})
-  finally:
-    ckpt.close()
   rows.append({'samples': f'{num_samples:,} training images',
                **stats(splits['train'][:num_samples], test)})
   return rows

@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import checkpoint
 from gan_jax import evaluation
+from gan_jax import workdir as workdir_lib
 
 CHOOSE_ON = ('metrics', 'protocol')
 # The plain protocol files only: not parzen_step_N_g_average_W.json or other variants.
@@ -48,13 +49,11 @@ _CHOOSE_ON = flags.DEFINE_enum('choose_on', 'metrics', CHOOSE_ON,
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run was trained with (its config.json), lists back as tuples."""
-  def tuples(x):
-    if isinstance(x, dict):
-      return {k: tuples(v) for k, v in x.items()}
-    return tuple(tuples(v) for v in x) if isinstance(x, list) else x
-  with open(os.path.join(workdir, 'config.json')) as f:
-    return ml_collections.ConfigDict(tuples(json.load(f)))
+  """The config a run was trained with (its config.json, upgraded to the full schema)."""
+  config = workdir_lib.read_config(workdir)
+  if config is None:
+    raise FileNotFoundError(f'{workdir} holds no config.json: it is not a run of launch.py.')
+  return config
 
 
 def metrics(workdir: str) -> list[dict]:
@@ -90,9 +89,8 @@ def choose(workdir: str, on: str = 'metrics') -> dict:
   """
   if on not in CHOOSE_ON:
     raise ValueError(f"Unknown --choose_on '{on}': choose one of {CHOOSE_ON}.")
-  steps = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), read_only=True)
-  saved = sorted(steps.manager.all_steps())
-  steps.close()
+  with checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), read_only=True) as ckpt:
+    saved = ckpt.steps()
   if not saved:
     raise ValueError(f'{workdir} has no checkpoints.')
   lines = metrics(workdir)
@@ -138,7 +136,7 @@ def main(argv):
     rate = f"{chosen['steps_per_sec']:.0f}" if chosen['steps_per_sec'] else '-'
     valid = f"{chosen['best_valid']:.1f}" if chosen['best_valid'] is not None else '-'
     rows.append(f"| {name} | {t.update_rule} (k={t.k_steps}) | {t.generator_loss} | "
-                f"{config.model.get('compute_dtype', 'float32')} | {config.seed} | "
+                f"{config.model.compute_dtype} | {config.seed} | "
                 f"{chosen['last']:,} | {rate} | {chosen['best']:,} ({valid}) | {fmt(best)} | "
                 f"{fmt(last)} |")
   table = '\n'.join([

@@ -10,9 +10,10 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import REAL_MNIST, small_eval, tiny_mnist_config
+from gan_jax import api
 from gan_jax import checkpoint
 from gan_jax import evaluation
-from gan_jax import run
+from gan_jax import experiment
 
 
 def test_eval_mode_writes_parzen_json(tmp_path):
@@ -20,7 +21,7 @@ def test_eval_mode_writes_parzen_json(tmp_path):
   config = small_eval(tiny_mnist_config(num_steps=4))
   config.eval.every = 2  # The cheap estimate during training, logged with the metrics.
   with tfds.testing.mock_data(num_examples=64):
-    result = run.train_and_evaluate(config, workdir)
+    result = api.train_and_evaluate(config, workdir)
     record = evaluation.evaluate(config, workdir)
     at_3 = evaluation.evaluate(config, workdir, step=3)
   assert np.isfinite(result['parzen_valid']) and result['parzen_sigma'] in config.eval.parzen.sigmas
@@ -45,7 +46,7 @@ def test_eval_without_checkpoints_is_a_clear_error(tmp_path):
 def test_eval_with_another_model_is_a_clear_error(tmp_path):
   workdir = str(tmp_path / 'run')
   with tfds.testing.mock_data(num_examples=64):
-    run.train_and_evaluate(tiny_mnist_config(num_steps=2, checkpoint_every=2), workdir)
+    api.train_and_evaluate(tiny_mnist_config(num_steps=2, checkpoint_every=2), workdir)
     other = small_eval(tiny_mnist_config())
     other.model.g_hidden = (48, 48)
     with pytest.raises(checkpoint.CheckpointError, match='does not fit this model'):
@@ -57,11 +58,11 @@ def test_g_average_is_the_mean_of_the_checkpoints_generators(tmp_path):
   workdir = str(tmp_path / 'run')
   config = small_eval(tiny_mnist_config(num_steps=6, checkpoint_every=2, keep_checkpoints=10))
   with tfds.testing.mock_data(num_examples=64):
-    run.train_and_evaluate(config, workdir)
+    api.train_and_evaluate(config, workdir)
     plain = evaluation.evaluate(config, workdir, step=6)
     config.eval.parzen.g_average = 4
     averaged = evaluation.evaluate(config, workdir, step=6)
-    exp = run.build(config, train_size=20, image_shape=(28, 28, 1))
+    exp = experiment.build(config, (28, 28, 1), 20)
   assert averaged['averaged_steps'] == [2, 4, 6] and averaged['g_average'] == 4
   assert 'averaged_steps' not in plain and averaged['mean_ll'] != plain['mean_ll']
   saved = os.path.join(workdir, 'parzen_step_00000006_g_average_4.json')
@@ -69,8 +70,8 @@ def test_g_average_is_the_mean_of_the_checkpoints_generators(tmp_path):
   assert json.load(open(os.path.join(workdir, 'parzen_step_00000006.json'))) == plain
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), read_only=True)
   target = exp.initial_state(None)
-  mean, restored, steps = evaluation.restore_generator(ckpt, target, 6, 4)
-  alone = evaluation.restore_generator(ckpt, target, None)
+  mean, restored, steps = evaluation.restore_generator(ckpt, exp.g_shapes(), 6, 4)
+  alone = evaluation.restore_generator(ckpt, exp.g_shapes(), None)
   by_hand = [ckpt.restore(target, s)[0].g_params for s in (2, 4, 6)]
   ckpt.close()
   assert restored == 6 and steps == [2, 4, 6] and alone[1:] == (6, [6])
@@ -83,7 +84,7 @@ def test_g_average_over_a_single_checkpoint_is_a_clear_error(tmp_path):
   workdir = str(tmp_path / 'run')
   config = small_eval(tiny_mnist_config(num_steps=6, checkpoint_every=2))  # Keeps 3.
   with tfds.testing.mock_data(num_examples=64):
-    run.train_and_evaluate(config, workdir)
+    api.train_and_evaluate(config, workdir)
     config.eval.parzen.g_average = 1
     with pytest.raises(checkpoint.CheckpointError,
                        match=r'g_average=1 finds only the checkpoint\(s\) \[6\] in \[5, 6\]: '

@@ -1,4 +1,4 @@
-"""Tests for the TFD (two-stage) and CIFAR-10 experiment configs and gan_jax.pipeline."""
+"""Tests for the TFD (two-stage) and CIFAR-10 experiment configs and gan_jax.stages."""
 
 import importlib.util
 import json
@@ -14,11 +14,12 @@ import pytest
 import gan_jax
 from gan_jax import checkpoint
 from gan_jax import data
+from gan_jax import experiment
 from gan_jax import models
-from gan_jax import pipeline
-from gan_jax import run
+from gan_jax import stages
 from gan_jax import state as state_lib
 from gan_jax import validation
+from gan_jax import warm_start
 import tfd_fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,7 +72,7 @@ def test_full_size_models_have_the_papers_shapes():
   """eval_shape only: the real models (G up to 89M parameters) are never allocated."""
   z = jnp.zeros((1, 100))
   tfd = _config('tfd')
-  pre, train = (pipeline.stage_config(tfd, s) for s in ('pretrain', 'train'))
+  pre, train = (stages.stage_config(tfd, s) for s in ('pretrain', 'train'))
   g = models.build_generator(pre.model, (48, 48, 1))
   assert _count(g, z) == (100 * 8000 + 8000) + (8000 * 8000 + 8000) + (8000 * 2304 + 2304)
   assert jax.eval_shape(g.apply, jax.eval_shape(g.init, jax.random.key(0), z),
@@ -98,11 +99,11 @@ def test_configs_validate_and_follow_the_original_yaml():
   for name in ('cifar10', 'cifar10_conv'):
     validation.validate(_config(name), 1)
   tfd = _config('tfd')
-  assert pipeline.selected_stages(tfd) == ('pretrain', 'train')
-  pre, train = (pipeline.stage_config(tfd, s) for s in ('pretrain', 'train'))
+  assert stages.selected_stages(tfd) == ('pretrain', 'train')
+  pre, train = (stages.stage_config(tfd, s) for s in ('pretrain', 'train'))
   for stage in (pre, train):
     validation.validate(stage, 1)
-    assert 'stages' not in stage and stage.is_locked
+    assert not stage.stages and not stage.stage_order and stage.is_locked  # A single run.
     assert stage.optim.max_col_norm == 1.9365 and stage.optim.learning_rate == 0.05
     assert stage.data.train_split == 'unlabeled' and stage.model.prior == 'gaussian'
   steps_per_epoch = 98_058 // 100
@@ -111,8 +112,8 @@ def test_configs_validate_and_follow_the_original_yaml():
   assert pre.model.g_pre_hidden == () and pre.model.g_init_from == ''
   assert train.model.g_pre_hidden == (8000, 100) and train.model.g_pre_bias == (0.0, -2.0)
   assert train.model.g_init_from == 'pretrain'
-  assert pipeline.selected_stages(_config('tfd', 'stage=train')) == ('train',)
-  final, workdir = pipeline.final_stage(tfd, 'runs/tfd')
+  assert stages.selected_stages(_config('tfd', 'stage=train')) == ('train',)
+  final, workdir = stages.final_stage(tfd, 'runs/tfd')
   assert workdir == os.path.join('runs/tfd', 'train') and final.model.g_pre_hidden
   with pytest.raises(ValueError, match='Unknown config argument'):
     _config('tfd', 'stage=finetune')
@@ -122,20 +123,20 @@ def test_stage_overrides_are_checked():
   config = _config('tfd')
   config.train.num_steps = 10  # Set per stage: a shared value would be silently replaced.
   with pytest.raises(validation.ConfigError, match='--config.stages.pretrain.train.num_steps'):
-    pipeline.stage_config(config, 'pretrain')
+    stages.stage_config(config, 'pretrain')
   config = _config('tfd')
   config.stages.train.model.g_pre_hidden = (8000, 50)
   with pytest.raises(validation.ConfigError, match='must have the 100 units'):
-    pipeline.stage_config(config, 'train')
+    stages.stage_config(config, 'train')
   config = _config('tfd')
   config.stages.train.model.g_pre_bias = (0.0,)
   with pytest.raises(validation.ConfigError, match='g_pre_hidden, g_pre_activations, g_pre_inits, '
                      r'g_pre_bias must have the same length, got \[2, 2, 2, 1\]'):
-    validation.validate(pipeline.stage_config(config, 'train'), 1)
+    validation.validate(stages.stage_config(config, 'train'), 1)
   config = _config('tfd')
   config.stage = 'finetune'
   with pytest.raises(validation.ConfigError, match="Unknown stage 'finetune'"):
-    pipeline.selected_stages(config)
+    stages.selected_stages(config)
 
 
 def test_missing_tfd_file_stops_the_launch_with_one_message(tmp_path):
@@ -178,13 +179,13 @@ def test_transfer_layers_refuses_layers_that_do_not_fit():
   target = g(pre0=(4, 6), h0=(6, 8), out=(8, 9))
   source = g(h0=(6, 8), out=(8, 9))
   source['params']['h0']['kernel'] += 1.0
-  out = pipeline.transfer_layers(target, source)
+  out = warm_start.transfer_layers(target, source)
   np.testing.assert_array_equal(out['params']['h0']['kernel'], 1.0)
   assert out['params']['pre0'] is target['params']['pre0']
   with pytest.raises(checkpoint.CheckpointError, match="layer 'h0'.*same widths"):
-    pipeline.transfer_layers(g(h0=(5, 8), out=(8, 9)), source)
+    warm_start.transfer_layers(g(h0=(5, 8), out=(8, 9)), source)
   with pytest.raises(checkpoint.CheckpointError, match="layer 'out' has no counterpart"):
-    pipeline.transfer_layers(g(h0=(6, 8)), source)
+    warm_start.transfer_layers(g(h0=(6, 8)), source)
 
 
 def test_two_stages_transfer_the_pretrained_generator(tmp_path, tfd_dir, monkeypatch):
@@ -197,16 +198,16 @@ def test_two_stages_transfer_the_pretrained_generator(tmp_path, tfd_dir, monkeyp
       assert json.load(f)['train']['num_steps'] == 2
 
   # Stage 2's G at initialisation: h0, h1 and out are stage 1's final G, pre0 and pre1 fresh.
-  pre, train = (pipeline.stage_config(config, s) for s in ('pretrain', 'train'))
+  pre, train = (stages.stage_config(config, s) for s in ('pretrain', 'train'))
   images = data.load_split(train.data, 'unlabeled')
-  exp1 = run.build(pre, len(images), images.shape[1:])
+  exp1 = experiment.build(pre, images.shape[1:], len(images))
   ckpt = checkpoint.Checkpointer(str(workdir / 'pretrain' / 'checkpoints'))
   final1, step = ckpt.restore_latest(exp1.initial_state(images))
   ckpt.close()
   assert step == 2
-  exp2 = run.build(train, len(images), images.shape[1:])
+  exp2 = experiment.build(train, images.shape[1:], len(images))
   fresh = exp2.initial_state(images)
-  init2 = pipeline.init_generator_from(exp2, fresh, train.model.g_init_from,
+  init2 = warm_start.init_generator_from(exp2, fresh, train.model.g_init_from,
                                        str(workdir / 'train'))
   g1, g2 = jax.device_get(final1.g_params['params']), jax.device_get(init2.g_params['params'])
   assert sorted(g2) == ['h0', 'h1', 'out', 'pre0', 'pre1']
@@ -217,8 +218,8 @@ def test_two_stages_transfer_the_pretrained_generator(tmp_path, tfd_dir, monkeyp
                  jax.device_get(fresh.g_params['params'][name]))
   # With an EMA of G, the EMA starts at that G too.
   train.train.g_ema_decay = 0.9
-  exp3 = run.build(train, len(images), images.shape[1:])
-  init3 = pipeline.init_generator_from(exp3, exp3.initial_state(images), train.model.g_init_from,
+  exp3 = experiment.build(train, images.shape[1:], len(images))
+  init3 = warm_start.init_generator_from(exp3, exp3.initial_state(images), train.model.g_init_from,
                                        str(workdir / 'train'))
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(init3.g_ema_params),
                jax.device_get(init2.g_params))
@@ -230,7 +231,7 @@ def test_two_stages_transfer_the_pretrained_generator(tmp_path, tfd_dir, monkeyp
   assert gan_jax.train_and_evaluate(config, str(workdir)) == {}
   config.stages.train.train.num_steps = 3
   calls = []
-  monkeypatch.setattr(run, 'train_and_evaluate',
+  monkeypatch.setattr(stages.train, 'train',
                       lambda c, w, allow: calls.append((c.train.num_steps, w)) or {'ok': 1})
   assert gan_jax.train_and_evaluate(config, str(workdir)) == {'ok': 1}
   assert calls == [(3, str(workdir / 'train'))]
@@ -246,3 +247,67 @@ def test_cifar10_fully_connected_trains_under_mock_data(tmp_path):
     result = gan_jax.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(result['d_loss']) and np.isfinite(result['g_loss'])
   assert (tmp_path / 'samples' / 'step_00000002.png').exists()
+
+
+EXPERIMENTS = ('mnist', 'tfd', 'cifar10', 'cifar10_conv', 'toy1d')
+
+
+def _fields(d, prefix=''):
+  """Dotted field names; `stages` (stage names as keys) is one field."""
+  out = set()
+  for k, v in d.items():
+    if isinstance(v, dict) and k != 'stages':
+      out |= _fields(v, f'{prefix}{k}.')
+    else:
+      out.add(f'{prefix}{k}')
+  return out
+
+
+@pytest.mark.parametrize('name,arg', [(n, None) for n in EXPERIMENTS] +
+                         [('mnist', 'quick'), ('tfd', 'stage=pretrain')])
+def test_experiments_override_only_fields_of_the_base_config(name, arg):
+  from gan_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+
+  base = config_lib.base_config().to_dict()
+  config = _config(name, arg)
+  assert _fields(config.to_dict()) == _fields(base)
+  if name == 'tfd':  # A stage's overrides name fields of the base too.
+    for stage in config.stages.values():
+      assert _fields(stage.to_dict()) <= _fields(base)
+
+
+def test_a_misspelt_field_in_an_experiment_file_is_an_error(tmp_path):
+  with open(os.path.join(REPO, 'experiments', 'cifar10.py')) as f:
+    source = f.read()
+  assert 'config.train.num_steps = ' in source
+  path = tmp_path / 'typo.py'
+  path.write_text(source.replace('config.train.num_steps = ', 'config.train.nums_steps = '))
+  spec = importlib.util.spec_from_file_location('typo', str(path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  with pytest.raises(AttributeError, match='nums_steps'):
+    module.get_config()
+
+
+def test_mnist_quick_is_the_full_run_shortened():
+  full, quick = _config('mnist'), _config('mnist', 'quick')
+  assert full.train.num_steps == 1_650_000 and quick.train.num_steps == 30_000
+  quick.train.num_steps = full.train.num_steps
+  assert quick.to_dict() == full.to_dict()
+  validation.validate(full, 1)
+  # The recipe of the run in results/ (its config.json), up to its length and bookkeeping.
+  assert full.model.g_output_bias_from_marginals and full.model.prior == 'uniform'
+  assert (full.eval.every, full.train.keep_checkpoints) == (10_000, 3)
+
+
+@pytest.mark.parametrize('name,arg,valid', [
+    ('mnist', 'fast', 'experiments/mnist.py:quick'),
+    ('mnist', 'stage=train', 'experiments/mnist.py:quick'),
+    ('cifar10', 'quick', r'experiments/cifar10.py \(no argument\)'),
+    ('cifar10_conv', 'quick', r'experiments/cifar10_conv.py \(no argument\)'),
+    ('toy1d', 'quick', r'experiments/toy1d.py \(no argument\)'),
+    ('tfd', 'quick', 'experiments/tfd.py:stage=pretrain'),
+])
+def test_unknown_config_arguments_name_the_valid_ones(name, arg, valid):
+  with pytest.raises(ValueError, match=f"Unknown config argument '{arg}': use {valid}"):
+    _config(name, arg)

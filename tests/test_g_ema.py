@@ -15,10 +15,11 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import small_eval, tiny_mnist_config
+from gan_jax import api
 from gan_jax import checkpoint
 from gan_jax import evaluation
+from gan_jax import experiment
 from gan_jax import figures
-from gan_jax import run
 from gan_jax import state as state_lib
 from gan_jax import train_step
 from gan_jax import workdir as workdir_lib
@@ -40,7 +41,7 @@ class OldGANState:
 def _setup(decay, update_rule='simultaneous', k=1):
   config = tiny_mnist_config(update_rule=update_rule, k_steps=k, g_ema_decay=decay)
   config.optim.name, config.optim.learning_rate = 'adam', 0.01  # Steps of ~lr in every weight.
-  exp = run.build(config, train_size=1000, image_shape=(28, 28, 1))
+  exp = experiment.build(config, (28, 28, 1), 1000)
   images = jnp.asarray(jax.random.uniform(jax.random.key(7), (k, B, 28, 28, 1)))
   return exp, exp.initial_state(np.asarray(images).reshape(-1, 28, 28, 1)), images
 
@@ -142,7 +143,7 @@ def test_train_then_eval_and_figures_of_the_ema(tmp_path):
                                              g_ema_decay=0.5))
   config.model.g_hidden, config.model.d_units = (16, 16), (8, 8)
   with tfds.testing.mock_data(num_examples=48):
-    run.train_and_evaluate(config, workdir)
+    api.train_and_evaluate(config, workdir)
     plain = evaluation.evaluate(config, workdir, step=4)
     eval_config = small_eval(tiny_mnist_config())  # Eval needs no decay: the checkpoint has it.
     eval_config.model.g_hidden, eval_config.model.d_units = (16, 16), (8, 8)
@@ -164,7 +165,7 @@ def test_eval_of_the_ema_of_a_run_without_one_is_a_clear_error(tmp_path):
   workdir = str(tmp_path / 'run')
   config = small_eval(tiny_mnist_config(num_steps=2, checkpoint_every=2))
   with tfds.testing.mock_data(num_examples=48):
-    run.train_and_evaluate(config, workdir)
+    api.train_and_evaluate(config, workdir)
     before = sorted(os.listdir(workdir))
     config.eval.parzen.g_ema = True
     with pytest.raises(checkpoint.CheckpointError,
@@ -182,12 +183,12 @@ def test_resume_turns_the_ema_on_from_the_restored_g(tmp_path, caplog):
   longer = tiny_mnist_config(num_steps=5, checkpoint_every=1, keep_checkpoints=10,
                              g_ema_decay=0.9)
   with tfds.testing.mock_data(num_examples=40):
-    run.train_and_evaluate(short, workdir)
+    api.train_and_evaluate(short, workdir)
     with pytest.raises(workdir_lib.WorkdirError, match='train.g_ema_decay: 0.0 -> 0.9'):
-      run.train_and_evaluate(longer, workdir)
-    run.train_and_evaluate(longer, workdir, allow_config_change=True)
+      api.train_and_evaluate(longer, workdir)
+    api.train_and_evaluate(longer, workdir, allow_config_change=True)
   assert 'has no EMA of G' in caplog.text
-  exp = run.build(longer, 1000, (28, 28, 1))
+  exp = experiment.build(longer, (28, 28, 1), 1000)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), read_only=True)
   target = exp.initial_state(None)
   states = {s: ckpt.restore(target, s)[0] for s in (3, 4, 5)}
@@ -202,12 +203,12 @@ def test_resume_turns_the_ema_on_from_the_restored_g(tmp_path, caplog):
 def test_resume_with_the_ema_off_is_refused_and_changes_nothing(tmp_path):
   workdir = str(tmp_path / 'run')
   with tfds.testing.mock_data(num_examples=40):
-    run.train_and_evaluate(tiny_mnist_config(num_steps=2, g_ema_decay=0.9), workdir)
+    api.train_and_evaluate(tiny_mnist_config(num_steps=2, g_ema_decay=0.9), workdir)
     before = open(os.path.join(workdir, 'config.json')).read()
     for allow in (False, True):
       with pytest.raises(workdir_lib.WorkdirError,
                          match=r'checkpoint at step 2 carries an EMA of G, which '
                                r'config.train.g_ema_decay=0 would drop'):
-        run.train_and_evaluate(tiny_mnist_config(num_steps=4), workdir, allow_config_change=allow)
+        api.train_and_evaluate(tiny_mnist_config(num_steps=4), workdir, allow_config_change=allow)
   assert open(os.path.join(workdir, 'config.json')).read() == before
   assert os.listdir(os.path.join(workdir, 'checkpoints')) == ['2']

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import REAL_MNIST, tiny_mnist_config
+from gan_jax import api
 from gan_jax import data
-from gan_jax import run
 
 SHARED_IDX = os.path.join(os.environ.get('TFDS_DATA_DIR', ''), os.pardir, 'mnist_idx')
 
@@ -59,7 +59,7 @@ def test_one_training_step_from_idx(idx_dir, tmp_path):
   directory, _, _ = idx_dir
   config = _config(directory)
   config.data.train_split, config.data.valid_split = 'train[:20]', 'train[20:]'
-  result = run.train_and_evaluate(config, str(tmp_path / 'run'))
+  result = api.train_and_evaluate(config, str(tmp_path / 'run'))
   assert np.isfinite(result['d_loss']) and np.isfinite(result['g_loss'])
   assert (tmp_path / 'run' / 'checkpoints' / str(config.train.num_steps)).is_dir()
 

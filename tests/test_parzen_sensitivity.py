@@ -4,9 +4,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import small_eval, tiny_mnist_config
+from gan_jax import api
 from gan_jax import data
 from gan_jax import evaluation
-from gan_jax import run
 from results import parzen_sensitivity
 
 
@@ -14,7 +14,7 @@ def test_variants_agree_with_the_protocol(tmp_path):
   workdir = str(tmp_path / 'run')
   config = small_eval(tiny_mnist_config(num_steps=4, checkpoint_every=4))
   with tfds.testing.mock_data(num_examples=64):
-    run.train_and_evaluate(config, workdir)
+    api.train_and_evaluate(config, workdir)
     protocol = evaluation.evaluate(config, workdir, step=4)
     result = parzen_sensitivity.sensitivity(config, workdir, None, [50, 30], [1, 2],
                                             fine_sigmas=20)

@@ -13,8 +13,10 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import ROOT, tiny_mnist_config
+from gan_jax import api
 from gan_jax import checkpoint
-from gan_jax import run
+from gan_jax import errors
+from gan_jax import train
 from test_run import _final_state, assert_same_run
 
 FLAGS = ['--config.model.g_hidden=(32,32)', '--config.model.d_units=(16,16)',
@@ -88,7 +90,7 @@ def test_kill_and_sigterm_then_exact_resume(tmp_path):
 def test_sigterm_checkpoint_off_the_grid_resumes_exactly(tmp_path):
   """In-process: a SIGTERM between checkpoints saves the step it is at, with its pending metrics."""
   reference, preempted = str(tmp_path / 'reference'), str(tmp_path / 'preempted')
-  real_indices = run.data.EpochSampler.indices
+  real_indices = train.data.EpochSampler.indices
 
   def indices(self, first, count):  # The host asks for indices once per compiled call.
     if first == 7:
@@ -96,13 +98,13 @@ def test_sigterm_checkpoint_off_the_grid_resumes_exactly(tmp_path):
     return real_indices(self, first, count)
 
   with tfds.testing.mock_data(num_examples=40):
-    run.train_and_evaluate(_config(), reference)
-    with mock.patch.object(run.data.EpochSampler, 'indices', indices):
-      result = run.train_and_evaluate(_config(), preempted)
+    api.train_and_evaluate(_config(), reference)
+    with mock.patch.object(train.data.EpochSampler, 'indices', indices):
+      result = api.train_and_evaluate(_config(), preempted)
     assert result['preempted_at'] == 8  # The call in flight finishes, then it saves.
-    saved = checkpoint.Checkpointer(os.path.join(preempted, 'checkpoints')).manager.all_steps()
+    saved = checkpoint.Checkpointer(os.path.join(preempted, 'checkpoints')).steps()
     assert 8 in saved
-    run.train_and_evaluate(_config(), preempted)
+    api.train_and_evaluate(_config(), preempted)
   assert_same_run(reference, preempted, 60)
 
 
@@ -110,7 +112,7 @@ def test_corrupt_newest_checkpoint_is_skipped(tmp_path, caplog):
   workdir = str(tmp_path / 'run')
   config = tiny_mnist_config(num_steps=6, checkpoint_every=3)
   with tfds.testing.mock_data(num_examples=40):
-    run.train_and_evaluate(config, workdir)
+    api.train_and_evaluate(config, workdir)
     newest = os.path.join(workdir, 'checkpoints', '6')
     # Damage every data file of the newest checkpoint (as a failing disk would).
     for root, _, files in os.walk(os.path.join(newest, 'state')):
@@ -121,19 +123,19 @@ def test_corrupt_newest_checkpoint_is_skipped(tmp_path, caplog):
     state, step = _final_state(config, workdir)
     assert step == 3 and int(state.step) == 3
     assert os.path.isdir(newest)  # Not deleted: the user may want to inspect it.
-    run.train_and_evaluate(tiny_mnist_config(num_steps=9, checkpoint_every=3), workdir)
+    api.train_and_evaluate(tiny_mnist_config(num_steps=9, checkpoint_every=3), workdir)
   assert 'unreadable' in caplog.text
 
 
 def test_non_finite_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):
   workdir = str(tmp_path / 'run')
   with tfds.testing.mock_data(num_examples=40):
-    run.train_and_evaluate(tiny_mnist_config(num_steps=3, checkpoint_every=3), workdir)
+    api.train_and_evaluate(tiny_mnist_config(num_steps=3, checkpoint_every=3), workdir)
     config = tiny_mnist_config(num_steps=12, checkpoint_every=3)
     config.optim.learning_rate = 1e30
-    with pytest.raises(run.TrainingError,
+    with pytest.raises(errors.TrainingError,
                        match=r'Non-finite \w+ at step \d+: .* last good checkpoint \(step 3\)'):
-      run.train_and_evaluate(config, workdir, allow_config_change=True)
+      api.train_and_evaluate(config, workdir, allow_config_change=True)
     state, step = _final_state(tiny_mnist_config(), workdir)
   assert step == 3
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))

@@ -10,12 +10,13 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import REAL_MNIST, tiny_mnist_config
+from gan_jax import api
 from gan_jax import checkpoint
-from gan_jax import run
+from gan_jax import experiment
 
 
 def _final_state(config, workdir):
-  exp = run.build(config, 1000, (28, 28, 1))
+  exp = experiment.build(config, (28, 28, 1), 1000)
   target = exp.initial_state(np.zeros((2, 28, 28, 1), np.float32))
   state, step = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints')).restore_latest(
       target)
@@ -43,7 +44,7 @@ def test_end_to_end_writes_the_run(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # A relative --workdir, as users type it.
   config = tiny_mnist_config()
   with tfds.testing.mock_data(num_examples=64):
-    result = run.train_and_evaluate(config, 'runs/tiny')
+    result = api.train_and_evaluate(config, 'runs/tiny')
   workdir = tmp_path / 'runs' / 'tiny'
   assert np.isfinite(result['d_loss']) and np.isfinite(result['g_loss'])
   saved = json.loads((workdir / 'config.json').read_text())
@@ -65,9 +66,9 @@ def test_end_to_end_writes_the_run(tmp_path, monkeypatch):
 def test_resume_is_exact(tmp_path, update_rule):
   straight, split = str(tmp_path / 'straight'), str(tmp_path / 'split')
   with tfds.testing.mock_data(num_examples=40):  # 5 batches an epoch: resuming crosses epochs.
-    run.train_and_evaluate(tiny_mnist_config(update_rule=update_rule, num_steps=12), straight)
-    run.train_and_evaluate(tiny_mnist_config(update_rule=update_rule, num_steps=6), split)
-    run.train_and_evaluate(tiny_mnist_config(update_rule=update_rule, num_steps=12), split)
+    api.train_and_evaluate(tiny_mnist_config(update_rule=update_rule, num_steps=12), straight)
+    api.train_and_evaluate(tiny_mnist_config(update_rule=update_rule, num_steps=6), split)
+    api.train_and_evaluate(tiny_mnist_config(update_rule=update_rule, num_steps=12), split)
   assert_same_run(straight, split, 12)
 
 
@@ -75,11 +76,11 @@ def test_resume_after_lost_steps_rewrites_metrics(tmp_path):
   """A run killed after logging past its last checkpoint logs those steps again, once."""
   workdir = str(tmp_path / 'run')
   with tfds.testing.mock_data(num_examples=40):
-    run.train_and_evaluate(tiny_mnist_config(num_steps=4, checkpoint_every=3), workdir)
+    api.train_and_evaluate(tiny_mnist_config(num_steps=4, checkpoint_every=3), workdir)
     # Lose the step-4 checkpoint, as a kill between the log and the save would.
     import shutil
     shutil.rmtree(os.path.join(workdir, 'checkpoints', '4'))
-    run.train_and_evaluate(tiny_mnist_config(num_steps=6, checkpoint_every=3), workdir)
+    api.train_and_evaluate(tiny_mnist_config(num_steps=6, checkpoint_every=3), workdir)
   assert [l['step'] for l in _metrics(workdir)] == [2, 4, 6]
 
 
@@ -96,7 +97,7 @@ def test_real_mnist_splits_and_steps(tmp_path):
   assert len(np.unique(splits['train'][:100])) > 100
   np.testing.assert_allclose(np.concatenate([splits['train'], splits['valid']]).mean(),
                              0.130660, atol=1e-5)  # shared/data/README.md
-  result = run.train_and_evaluate(config, str(tmp_path / 'real'))
+  result = api.train_and_evaluate(config, str(tmp_path / 'real'))
   assert np.isfinite(result['d_loss'])
 
 
@@ -104,7 +105,7 @@ def test_bfloat16_compute_trains(tmp_path):
   config = tiny_mnist_config()
   config.model.compute_dtype = 'bfloat16'
   with tfds.testing.mock_data(num_examples=64):
-    result = run.train_and_evaluate(config, str(tmp_path / 'bf16'))
+    result = api.train_and_evaluate(config, str(tmp_path / 'bf16'))
   assert np.isfinite(result['d_loss']) and np.isfinite(result['g_loss'])
   state, _ = _final_state(config, str(tmp_path / 'bf16'))
   assert all(p.dtype == np.float32 for p in jax.tree.leaves(state.g_params))

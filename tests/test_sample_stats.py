@@ -5,7 +5,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import tiny_mnist_config
-from gan_jax import run
+from gan_jax import api
 from results import sample_stats
 
 
@@ -30,7 +30,7 @@ def test_sample_stats_on_a_tiny_run(tmp_path):
   workdir = str(tmp_path / 'run')
   config = tiny_mnist_config(num_steps=4, checkpoint_every=2)
   with tfds.testing.mock_data(num_examples=48):
-    run.train_and_evaluate(config, workdir)
+    api.train_and_evaluate(config, workdir)
     rows = sample_stats.sample_stats(config, workdir, None, [0, 2], num_samples=20)
   assert [r['samples'] for r in rows] == ['G @ 4', 'G @ 4, averaged over 2 steps',
                                          '20 training images']

@@ -7,7 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import small_eval, tiny_mnist_config
-from gan_jax import run
+from gan_jax import api
 from results import table1
 
 
@@ -17,7 +17,7 @@ def test_choose_and_score(tmp_path):
   config.eval.every = 2
   config.train.update_rule = 'alternating'
   with tfds.testing.mock_data(num_examples=64):
-    run.train_and_evaluate(config, workdir)
+    api.train_and_evaluate(config, workdir)
     loaded = table1.load_config(workdir)
     assert loaded.train.update_rule == 'alternating' and loaded.model.g_hidden == (32, 32)
     chosen = table1.choose(workdir)
@@ -41,7 +41,7 @@ def test_choose_on_protocol_files(tmp_path):
   workdir = str(tmp_path / 'run')
   config = small_eval(tiny_mnist_config(num_steps=6, checkpoint_every=2))
   with tfds.testing.mock_data(num_examples=64):
-    run.train_and_evaluate(config, workdir)
+    api.train_and_evaluate(config, workdir)
     # No protocol file yet: the newest checkpoint, no estimate.
     assert table1.choose(workdir, 'protocol')['best'] == 6
     records = {s: table1.score(workdir, config, s, run_protocol=True) for s in (2, 4)}

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import tiny_mnist_config
+from gan_jax import experiment
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import optim
-from gan_jax import run
 from gan_jax import train_step
 
 B = 8
@@ -19,7 +19,7 @@ B = 8
 def _setup(update_rule='simultaneous', k=1, generator_loss='non_saturating', batch=B):
   config = tiny_mnist_config(update_rule=update_rule, k_steps=k, generator_loss=generator_loss,
                              batch_size=batch)
-  exp = run.build(config, train_size=1000, image_shape=(28, 28, 1))
+  exp = experiment.build(config, (28, 28, 1), 1000)
   images = np.asarray(jax.random.uniform(jax.random.key(7), (k, batch, 28, 28, 1)))
   state = exp.initial_state(images.reshape(-1, 28, 28, 1))
   return config, exp, state, jnp.asarray(images)
