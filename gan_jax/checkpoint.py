@@ -8,8 +8,8 @@ one used.
 A checkpoint holds two items: 'state', the GANState as a dict of its fields without the None
 ones (state.to_tree), restored into the fields the checkpoint holds (one with an EMA of G
 restores with it, one written before the EMA existed without it, whatever the target has); and
-'host', the per-step metrics not yet logged when it was saved, so that a resumed run logs
-exactly what the uninterrupted one would.
+'host', a small JSON record of the loop's own (the per-step metrics not yet logged when it was
+saved, so that a resumed run logs exactly what the uninterrupted one would; the seeds stopped).
 """
 
 from __future__ import annotations
@@ -70,13 +70,14 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, step: int, state, pending: dict | None = None, force: bool = False) -> None:
+  def save(self, step: int, state, host: dict | None = None, force: bool = False) -> None:
     """Saves (asynchronously) unless this step is already saved.
 
     Args:
       step: the step number naming the checkpoint.
       state: the GANState.
-      pending: the per-step metrics not yet logged (JSON-able), for an exact resume.
+      host: the loop's JSON-able record for an exact resume ({'pending': metrics not yet
+        logged, ...}).
       force: save even if the manager's policy would skip this step.
     """
     if step in self._manager.all_steps():
@@ -87,7 +88,7 @@ class Checkpointer:
       state = jax.tree.map(ocp.utils.fully_replicated_host_local_array_to_global_array, state)
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
-        host=ocp.args.JsonSave({'pending': pending or {}})), force=force)
+        host=ocp.args.JsonSave(host or {'pending': {}})), force=force)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
@@ -96,10 +97,10 @@ class Checkpointer:
     """The GANState fields the checkpoint at `step` holds (read from its metadata only)."""
     return set(self._state_metadata(step))
 
-  def pending_metrics(self, step: int) -> dict:
-    """The metrics not yet logged when the checkpoint at `step` was saved ({} if none)."""
+  def host_record(self, step: int) -> dict:
+    """The loop's record saved with the checkpoint at `step` (see `save`)."""
     restored = self._manager.restore(step, args=ocp.args.Composite(host=ocp.args.JsonRestore()))
-    return dict((restored.host or {}).get('pending') or {})
+    return dict(restored.host or {})
 
   def restore_latest(self, target):
     """Restores the newest readable checkpoint into `target`'s structure, shapes and shardings.

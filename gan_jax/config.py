@@ -30,8 +30,12 @@ def base_config() -> ml_collections.ConfigDict:
   """The whole schema with its defaults (locked): the MNIST recipe, added fields off."""
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # > 1: seeds seed, seed + 1, ..., seed + num_seeds - 1 trained as independent GANs in one
+  # compiled program (every leaf of the state gains a leading seed axis); each seed's outputs in
+  # <workdir>/seed_<s>/, the stacked checkpoints once in <workdir>/checkpoints.
+  config.num_seeds = 1
 
-  # Multi-stage experiments (gan_jax/pipeline.py, e.g. experiments/tfd.py): one run per stage in
+  # Multi-stage experiments (gan_jax/stages.py, e.g. experiments/tfd.py): one run per stage in
   # <workdir>/<stage>. `stages.<name>` holds that stage's overrides as nested sections; an empty
   # `stages` is an ordinary single run.
   config.stages = ml_collections.ConfigDict()

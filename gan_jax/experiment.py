@@ -43,22 +43,38 @@ class Experiment:
   def __post_init__(self):
     self.g_apply = jax.jit(self.g_model.apply)  # G in evaluation mode (it has no dropout).
 
+  @property
+  def seeds(self) -> list[int]:
+    """The seeds this run trains: config.seed, ..., config.seed + config.num_seeds - 1."""
+    return [self.config.seed + i for i in range(self.config.num_seeds)]
+
+  @property
+  def stacked(self) -> bool:
+    """Whether the state has a leading seed axis (config.num_seeds > 1)."""
+    return self.config.num_seeds > 1
+
   def initial_state(self, train_images: np.ndarray | None) -> state_lib.GANState:
-    """The freshly initialised state of `config.seed`, on every device.
+    """The freshly initialised state, on every device: each seed's as a run of that seed alone
+    initialises it, stacked along a leading axis when there are several.
 
     `train_images` set G's output bias from the pixel marginals where the config asks for it.
     """
-    key = jax.random.key(self.config.seed)
     bias_images = train_images if self.config.model.g_output_bias_from_marginals else None
-    state = state_lib.create_state(key, self.g_model, self.d_model, self.g_tx, self.d_tx,
-                                   self.spec.z_dim, self.image_shape, bias_images,
-                                   self.spec.g_ema_decay)
+    states = [state_lib.create_state(jax.random.key(seed), self.g_model, self.d_model, self.g_tx,
+                                     self.d_tx, self.spec.z_dim, self.image_shape, bias_images,
+                                     self.spec.g_ema_decay) for seed in self.seeds]
+    state = state_lib.stack(states) if self.stacked else states[0]
     return jax.device_put(state, self.replicated)
 
   def g_shapes(self):
-    """The shapes and dtypes of G's parameters (jax.ShapeDtypeStruct leaves; nothing computed)."""
+    """The shapes and dtypes of G's parameters as a checkpoint holds them (with the seed axis
+    when stacked): jax.ShapeDtypeStruct leaves, nothing computed."""
     z = jax.ShapeDtypeStruct((1, self.spec.z_dim), jax.numpy.float32)
-    return jax.eval_shape(self.g_model.init, jax.random.key(0), z)
+    shapes = jax.eval_shape(self.g_model.init, jax.random.key(0), z)
+    if not self.stacked:
+      return shapes
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct((len(self.seeds), *s.shape), s.dtype),
+                        shapes)
 
   def generate(self, g_params, num: int, key, batch_size: int = 1000) -> np.ndarray:
     """Draws `num` samples from G in evaluation mode, as float32 [num, H, W, C] on the host."""

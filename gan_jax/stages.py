@@ -44,6 +44,10 @@ def is_staged(config) -> bool:
 
 def selected_stages(config) -> tuple[str, ...]:
   """The stages this launch runs: all of `stage_order`, or the one named by `config.stage`."""
+  if config.num_seeds != 1:
+    raise ConfigError(f'config.num_seeds={config.num_seeds} is not supported for a staged '
+                      f'experiment (stages {list(config.stage_order)}) yet: train it with '
+                      '--config.num_seeds=1, once per seed (--config.seed).')
   order = tuple(config.stage_order)
   if sorted(order) != sorted(config.stages.keys()):
     raise ConfigError(

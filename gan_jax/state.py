@@ -91,6 +91,16 @@ def from_tree(tree: dict) -> GANState:
   return GANState(**tree)
 
 
+def stack(trees: list):
+  """Pytrees of one structure stacked leaf by leaf along a new leading (seed) axis."""
+  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def seed_slice(tree, index: int):
+  """Seed `index`'s pytree out of a stacked one (see `stack`)."""
+  return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
 def param_count(params) -> int:
   """Number of scalar parameters in a pytree."""
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))

@@ -4,14 +4,16 @@ checkpoint; resume, SIGTERM and the non-finite check.
 `train(config, workdir)` prepares the run (config checks, the workdir, data, the state: fresh,
 warm-started or resumed) and hands it to a `Trainer`, which owns what stays fixed for the run
 (the compiled chunk, the data on the devices, the writers) and passes the changing state from
-call to call.
+call to call. With several seeds (config.num_seeds) the state has a leading seed axis, each
+seed writes its own `<workdir>/seed_<s>/` as a run of its own, and a seed whose step goes
+non-finite stops alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
-import signal
-import threading
 import time
 
 from absl import logging
@@ -25,6 +27,7 @@ from gan_jax import experiment
 from gan_jax import models
 from gan_jax import optim
 from gan_jax import parallel
+from gan_jax import progress
 from gan_jax import state as state_lib
 from gan_jax import train_step
 from gan_jax import validation
@@ -34,8 +37,13 @@ from gan_jax import writers
 from gan_jax.errors import TrainingError
 from gan_jax.errors import WorkdirError
 
-# The quantities whose non-finite value stops training, in the order they are reported.
-_WATCHED = ('d_loss', 'g_loss', 'd_grad_norm', 'g_grad_norm')
+
+@dataclasses.dataclass
+class SeedOutput:
+  """Where one seed's logs and samples go: the run's workdir, or `seed_<s>/` in it."""
+  seed: int
+  directory: str
+  metric_writer: writers.MetricWriter
 
 
 def train(config, workdir: str, allow_config_change: bool = False) -> dict:
@@ -62,19 +70,31 @@ def train(config, workdir: str, allow_config_change: bool = False) -> dict:
   logging.info('Train split %s: %d images of shape %s.', config.data.train_split,
                len(train_images), train_images.shape[1:])
   state = exp.initial_state(train_images)
-  logging.info('G: %d parameters, D: %d parameters.', state_lib.param_count(state.g_params),
-               state_lib.param_count(state.d_params))
+  one = state_lib.seed_slice(state, 0) if exp.stacked else state
+  logging.info('G: %d parameters, D: %d parameters%s.', state_lib.param_count(one.g_params),
+               state_lib.param_count(one.d_params),
+               f'; seeds {exp.seeds} in one program' if exp.stacked else '')
   with checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                config.train.keep_checkpoints) as ckpt:
-    state, pending = _starting_state(exp, state, ckpt, workdir)
-    with writers.MetricWriter(workdir, enabled=lead) as metric_writer:
-      metric_writer.truncate_after(int(np.asarray(parallel.host_local(state.step))))
-      trainer = Trainer(exp, splits, ckpt, metric_writer, workdir)
-      return trainer.run(state, pending)
+    state, host = _starting_state(exp, state, ckpt, workdir)
+    step = int(np.asarray(parallel.host_local(state.step)).max())
+    with contextlib.ExitStack() as stack:
+      outputs = []
+      for seed in exp.seeds:
+        directory = workdir_lib.seed_dir(workdir, seed) if exp.stacked else workdir
+        if exp.stacked:  # Each seed's folder is laid out as a run of that seed alone.
+          workdir_lib.prepare(directory, workdir_lib.seed_config(config, seed), write=lead,
+                              allow_new_config=True)
+        metric_writer = stack.enter_context(writers.MetricWriter(directory, enabled=lead))
+        metric_writer.truncate_after(step)
+        outputs.append(SeedOutput(seed, directory, metric_writer))
+      trainer = Trainer(exp, splits, ckpt, outputs)
+      return trainer.run(state, progress.PendingMetrics.from_json(step, host.get('pending')),
+                         {int(s): tuple(v) for s, v in host.get('stopped', {}).items()})
 
 
 def _starting_state(exp, fresh, ckpt, workdir: str):
-  """The state training starts from, and the metrics its checkpoint had not logged yet.
+  """The state training starts from, and the loop's record its checkpoint carries.
 
   The newest checkpoint if there is one; else the fresh state, with G warm-started from
   another run's final G where `config.model.g_init_from` names one.
@@ -83,14 +103,14 @@ def _starting_state(exp, fresh, ckpt, workdir: str):
   if restored is None:
     if exp.config.model.g_init_from:
       fresh = warm_start.init_generator_from(exp, fresh, exp.config.model.g_init_from, workdir)
-    return fresh, PendingMetrics(0)
+    return fresh, {}
   logging.info('Resumed from the checkpoint at step %d.', step)
   if exp.spec.g_ema_decay and restored.g_ema_params is None:
     # Only with --allow_config_change (the decay is part of the run's config).
     logging.warning('The checkpoint at step %d has no EMA of G: config.train.g_ema_decay=%g '
                     'starts one from the restored G.', step, exp.spec.g_ema_decay)
     restored = jax.device_put(state_lib.with_g_ema(restored, True), exp.replicated)
-  return restored, PendingMetrics.from_json(step, ckpt.pending_metrics(step))
+  return restored, ckpt.host_record(step)
 
 
 def _refuse_dropping_g_ema(workdir: str, config) -> None:
@@ -117,110 +137,100 @@ def _refuse_dropping_g_ema(workdir: str, config) -> None:
         '(--config.train.g_ema_decay, see its config.json), or use a new --workdir.')
 
 
-class PendingMetrics:
-  """The per-step metrics since the last log line, and the clock of that stretch.
-
-  Checkpoints carry them (`to_json`), so that a resumed run writes exactly the lines the
-  uninterrupted run would.
-  """
-
-  def __init__(self, step: int, chunks: list[dict] | None = None):
-    self.chunks = list(chunks or [])
-    self.first_step = step - sum(len(c['finite']) for c in self.chunks)
-    self.clock = (time.time(), step)  # (time, step) at which the steps/s count starts.
-
-  @classmethod
-  def from_json(cls, step: int, saved: dict) -> PendingMetrics:
-    if not saved:
-      return cls(step)
-    chunk = {k: np.asarray(v, bool if k == 'finite' else np.float32) for k, v in saved.items()}
-    return cls(step, [chunk])
-
-  def append(self, metrics: dict) -> None:
-    self.chunks.append(metrics)
-
-  def on_host(self, names=None) -> dict:
-    """The metrics `names` (default: all) over the pending steps, [steps], as NumPy arrays."""
-    if not self.chunks:
-      return {}
-    return {k: np.concatenate([np.atleast_1d(np.asarray(parallel.host_local(c[k])))
-                               for c in self.chunks]) for k in names or self.chunks[0]}
-
-  def to_json(self) -> dict:
-    """JSON-able lists (float32 values are exact as Python floats)."""
-    return {k: v.tolist() for k, v in self.on_host().items()}
-
-  def first_bad(self) -> tuple[int, str] | None:
-    """The first step whose 'finite' flag is off, and the quantity that went bad."""
-    finite = self.on_host(['finite']).get('finite')
-    if finite is None or finite.all():
-      return None
-    i = int(np.argmin(finite))
-    metrics = self.on_host(_WATCHED)
-    bad = [name for name in _WATCHED if not np.isfinite(metrics[name][i])]
-    return self.first_step + i + 1, (bad[0] if bad else 'parameters')
-
-
 class Trainer:
   """Runs the steps of one run and does the host's work at its event steps."""
 
-  def __init__(self, exp, splits: dict, ckpt: checkpoint.Checkpointer, metric_writer,
-               workdir: str):
+  def __init__(self, exp, splits: dict, ckpt: checkpoint.Checkpointer,
+               outputs: list[SeedOutput]):
     config = exp.config
-    self.exp, self.ckpt, self.metric_writer, self.workdir = exp, ckpt, metric_writer, workdir
+    self.exp, self.ckpt, self.outputs = exp, ckpt, outputs
     self.train_size = len(splits['train'])
     self.valid_images = splits.get('valid')
     self.lead = jax.process_index() == 0
     self.devices_here = parallel.process_devices()
     self.chunk = train_step.data_parallel_chunk(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx,
-                                                exp.spec)
+                                                exp.spec, seeds=exp.stacked)
     self.images = jax.device_put(splits['train'], exp.replicated)
-    self.sampler = data.EpochSampler(self.train_size, config.train.batch_size, config.seed)
-    self.rng = jax.random.fold_in(jax.random.key(config.seed), 1)
-    sample_key = jax.random.fold_in(jax.random.key(config.seed), 2)
-    self.fixed_z = models.sample_prior(sample_key, (100, exp.spec.z_dim), config.model.prior)
+    self.samplers = [data.EpochSampler(self.train_size, config.train.batch_size, seed)
+                     for seed in exp.seeds]
+    rngs = [jax.random.fold_in(jax.random.key(seed), 1) for seed in exp.seeds]
+    self.rng = jax.numpy.stack(rngs) if exp.stacked else rngs[0]
+    self.fixed_z = [models.sample_prior(jax.random.fold_in(jax.random.key(seed), 2),
+                                        (100, exp.spec.z_dim), config.model.prior)
+                    for seed in exp.seeds]
     self.lr_fn = optim.learning_rate_schedule(config.optim)
     self.momentum_fn = optim.momentum_schedule(config.optim, config.train.batch_size,
                                                self.train_size)
 
-  def run(self, state, pending: PendingMetrics) -> dict:
-    """Trains from `state` to config.train.num_steps, or until SIGTERM; returns the last
-    logged metrics (with `preempted_at` after a SIGTERM)."""
+  def run(self, state, pending: progress.PendingMetrics, stopped: dict) -> dict:
+    """Trains from `state` to config.train.num_steps, or until SIGTERM.
+
+    Args:
+      state: the state to start from (stacked with several seeds).
+      pending: the metrics its checkpoint had not logged yet.
+      stopped: {seed: (step, quantity)} of the seeds that went non-finite before.
+
+    Returns:
+      The last logged metrics (with `preempted_at` after a SIGTERM); with several seeds,
+      {'seeds': {seed: metrics}, 'stopped': stopped}.
+    """
     t = self.exp.config.train
-    step = int(np.asarray(parallel.host_local(state.step)))
-    result = {}
-    with _Preemption() as preemption:
+    step = int(np.asarray(parallel.host_local(state.step)).max())
+    results = {out.seed: {} for out in self.outputs}
+    active = np.array([out.seed not in stopped for out in self.outputs])
+    with progress.Preemption() as preemption:
       while step < t.num_steps:
-        target = next_event(step, self.exp.config)
+        target = progress.next_event(step, self.exp.config)
         while step < target and not preemption.requested:
           count = t.steps_per_call if target - step >= t.steps_per_call else 1
-          state, metrics = self._steps(state, step, count)  # Two compiled lengths only.
+          state, active, metrics = self._steps(state, step, count, active)  # Two lengths only.
           pending.append(metrics)
           step += count
         if step == target:
-          result = self._event(state, step, pending, result)
+          self._event(state, step, pending, results, stopped)
           if self._is_log_step(step):
-            pending = PendingMetrics(step)
+            pending = progress.PendingMetrics(step)
         if preemption.requested:
-          self._check_finite(pending)
-          self.ckpt.save(step, state, pending.to_json(), force=True)
+          self._check_finite(pending, stopped)
+          self.ckpt.save(step, state, self._host_record(pending, stopped), force=True)
           self.ckpt.wait()
           logging.warning('SIGTERM: saved a checkpoint at step %d in %s; exiting. Run the same '
                           'command to resume.', step, self.ckpt.directory)
-          return dict(result, preempted_at=step)
+          return dict(self._result(results, stopped), preempted_at=step)
     self.ckpt.wait()
-    return result
+    if stopped:
+      raise TrainingError(
+          f'Seeds {sorted(stopped)} stopped early ({_stopped_text(stopped)}); the others ran to '
+          f'step {step}. Their files are kept: rerun them with another seed or a lower lr.')
+    return self._result(results, stopped)
 
-  def _steps(self, state, first: int, count: int):
-    """`count` steps from step `first`, in one compiled call; (state, metrics [count])."""
+  def _result(self, results: dict, stopped: dict) -> dict:
+    if not self.exp.stacked:
+      return results[self.outputs[0].seed]
+    return {'seeds': results, 'stopped': dict(stopped)}
+
+  def _host_record(self, pending: progress.PendingMetrics, stopped: dict) -> dict:
+    record = {'pending': pending.to_json()}
+    if self.exp.stacked:
+      record['stopped'] = {str(s): list(v) for s, v in stopped.items()}
+    return record
+
+  def _steps(self, state, first: int, count: int, active):
+    """`count` steps from step `first` in one compiled call: (state, active, metrics)."""
     per_step = self.exp.spec.minibatches_per_step
     num_devices = jax.device_count()
     local_batch = self.exp.config.train.batch_size // num_devices
-    # Indices of the global batches, [count, per_step, B]; each device takes its slice of B,
-    # and this process feeds its own devices.
-    idx = self.sampler.indices(first * per_step, count * per_step)
-    idx = idx.reshape(count, per_step, num_devices, local_batch).transpose(2, 0, 1, 3)
-    return self.chunk(state, self.images, idx[self.devices_here], self.rng)
+    # Indices of the global batches, [count, per_step, B] for each seed; each device takes its
+    # slice of B, and this process feeds its own devices.
+    idx = [sampler.indices(first * per_step, count * per_step).reshape(
+        count, per_step, num_devices, local_batch) for sampler in self.samplers]
+    if not self.exp.stacked:
+      idx = idx[0].transpose(2, 0, 1, 3)[self.devices_here]
+      state, metrics = self.chunk(state, self.images, idx, self.rng)
+      return state, active, metrics
+    idx = np.stack(idx, axis=1).transpose(3, 0, 1, 2, 4)[self.devices_here]
+    (state, active), metrics = self.chunk(state, self.images, idx, self.rng, active)
+    return state, active, metrics
 
   def _is_log_step(self, step: int) -> bool:
     t = self.exp.config.train
@@ -229,88 +239,87 @@ class Trainer:
   def _due(self, step: int, every: int) -> bool:
     return bool(every) and (step % every == 0 or step == self.exp.config.train.num_steps)
 
-  def _event(self, state, step: int, pending: PendingMetrics, result: dict) -> dict:
+  def _event(self, state, step: int, pending, results: dict, stopped: dict) -> None:
     """What the host does at an event step: check, log, sample, evaluate, checkpoint."""
     config = self.exp.config
-    self._check_finite(pending)
+    self._check_finite(pending, stopped)
     if self._is_log_step(step):
-      result = self._log(step, pending)
-    if self.lead and self._due(step, config.train.sample_every):
-      samples = self.exp.g_apply(parallel.host_local(state.g_params), self.fixed_z)
-      grid = writers.image_grid(np.asarray(samples), rows=10,
-                                normalisation=config.data.preprocessing)
-      writers.save_png(os.path.join(self.workdir, 'samples', f'step_{step:08d}.png'), grid)
-    if self._due(step, config.eval.every):
-      estimate = evaluation.training_estimate(self.exp, parallel.host_local(state.g_params),
-                                              self.valid_images)
-      self.metric_writer.write(step, estimate)
-      logging.info('step %d  Parzen estimate on validation: %.1f nats (sigma %.3f)', step,
-                   estimate['parzen_valid'], estimate['parzen_sigma'])
-      result.update(estimate)
+      self._log(step, pending, results, stopped)
+    for i, out in enumerate(self.outputs):
+      if out.seed in stopped:
+        continue
+      g_params = parallel.host_local(state.g_params)
+      g_params = state_lib.seed_slice(g_params, i) if self.exp.stacked else g_params
+      if self.lead and self._due(step, config.train.sample_every):
+        samples = self.exp.g_apply(g_params, self.fixed_z[i])
+        grid = writers.image_grid(np.asarray(samples), rows=10,
+                                  normalisation=config.data.preprocessing)
+        writers.save_png(os.path.join(out.directory, 'samples', f'step_{step:08d}.png'), grid)
+      if self._due(step, config.eval.every):
+        estimate = evaluation.training_estimate(self.exp, g_params, self.valid_images)
+        out.metric_writer.write(step, estimate)
+        logging.info('step %d  %sParzen estimate on validation: %.1f nats (sigma %.3f)', step,
+                     f'seed {out.seed}  ' if self.exp.stacked else '',
+                     estimate['parzen_valid'], estimate['parzen_sigma'])
+        results[out.seed].update(estimate)
     if self._due(step, config.train.checkpoint_every):
-      self.ckpt.save(step, state, {} if self._is_log_step(step) else pending.to_json())
-    return result
+      unlogged = progress.PendingMetrics(step) if self._is_log_step(step) else pending
+      self.ckpt.save(step, state, self._host_record(unlogged, stopped))
 
-  def _log(self, step: int, pending: PendingMetrics) -> dict:
-    """Writes the mean of the pending metrics (and the schedules, speed, epoch) and the
-    progress line; returns what it wrote."""
+  def _log(self, step: int, pending, results: dict, stopped: dict) -> None:
+    """Writes each seed's mean of the pending metrics (and the schedules, speed, epoch) and the
+    progress line."""
     t = self.exp.config.train
     per_step = self.exp.spec.minibatches_per_step
-    result = {k: float(np.mean(v)) for k, v in pending.on_host().items() if k != 'finite'}
+    host = pending.on_host()
     since, since_step = pending.clock
     steps_per_sec = (step - since_step) / max(time.time() - since, 1e-9)
-    result.update(lr=float(self.lr_fn(step * per_step)),
+    common = dict(lr=float(self.lr_fn(step * per_step)),
                   momentum=float(self.momentum_fn(step * per_step)),
                   steps_per_sec=steps_per_sec,
                   epoch=step * per_step * t.batch_size / self.train_size)
-    self.metric_writer.write(step, result)
+    for i, out in enumerate(self.outputs):
+      if out.seed in stopped:
+        continue
+      column = (lambda v: v[:, i]) if self.exp.stacked else (lambda v: v)
+      result = {k: float(np.mean(column(v))) for k, v in host.items() if k != 'finite'}
+      result.update(common)
+      out.metric_writer.write(step, result)
+      results[out.seed] = result
+    shown = [results[out.seed] for out in self.outputs if out.seed not in stopped]
+    mean = {k: float(np.mean([r[k] for r in shown])) for k in progress.LOGGED}
     eta = (t.num_steps - step) / max(steps_per_sec, 1e-9)
+    seeds = f'  ({len(shown)} seeds, means)' if self.exp.stacked else ''
     logging.info('step %d/%d  %.1f steps/s  ETA %s  d_loss %.4f  g_loss %.4f  V %.4f  '
-                 'D(x) %.3f  D(G(z)) %.3f', step, t.num_steps, steps_per_sec, _hms(eta),
-                 result['d_loss'], result['g_loss'], result['value'], result['d_real'],
-                 result['d_fake'])
-    return result
+                 'D(x) %.3f  D(G(z)) %.3f%s', step, t.num_steps, steps_per_sec,
+                 progress.hms(eta), mean['d_loss'], mean['g_loss'], mean['value'],
+                 mean['d_real'], mean['d_fake'], seeds)
 
-  def _check_finite(self, pending: PendingMetrics) -> None:
-    bad = pending.first_bad()
-    if bad is not None:
+  def _check_finite(self, pending, stopped: dict) -> None:
+    """Single seed: a non-finite step stops the run. Several: it stops that seed (recorded in
+    `stopped`), and the run only when none is left."""
+    if not self.exp.stacked:
+      bad = pending.first_bad()
+      if bad is not None:
+        self.ckpt.wait()
+        raise TrainingError(
+            f'Non-finite {bad[1]} at step {bad[0]}: training stopped; the last good checkpoint '
+            f'(step {self.ckpt.latest_step()}) is kept in {self.ckpt.directory}. Lower the '
+            'learning rate or change the seed, then rerun to resume from it.')
+      return
+    for i, out in enumerate(self.outputs):
+      bad = None if out.seed in stopped else pending.first_bad(i)
+      if bad is not None:
+        stopped[out.seed] = bad
+        logging.warning('Seed %d: non-finite %s at step %d: this seed stops there (its state '
+                        'kept from step %d, its files in %s); the others go on.', out.seed,
+                        bad[1], bad[0], bad[0] - 1, out.directory)
+    if len(stopped) == len(self.outputs):
       self.ckpt.wait()
-      raise TrainingError(
-          f'Non-finite {bad[1]} at step {bad[0]}: training stopped; the last good checkpoint '
-          f'(step {self.ckpt.latest_step()}) is kept in {self.ckpt.directory}. Lower the '
-          'learning rate or change the seed, then rerun to resume from it.')
+      raise TrainingError(f'Every seed went non-finite ({_stopped_text(stopped)}): training '
+                          'stopped. Lower the learning rate or change the seeds.')
 
 
-def next_event(step: int, config) -> int:
-  """The next step at which the host has something to do (log, sample, save, eval, stop)."""
-  t = config.train
-  intervals = [t.log_every, t.checkpoint_every, t.sample_every]
-  if config.eval.every:
-    intervals.append(config.eval.every)
-  return min(min((step // i + 1) * i for i in intervals), t.num_steps)
+def _stopped_text(stopped: dict) -> str:
+  return ', '.join(f'seed {s}: {q} at step {t}' for s, (t, q) in sorted(stopped.items()))
 
-
-class _Preemption:
-  """Turns SIGTERM (the usual preemption signal) into a flag the loop checks between calls."""
-
-  def __init__(self):
-    self.requested = False
-    self._previous = None
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-
-
-def _hms(seconds: float) -> str:
-  seconds = int(seconds)
-  return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'

@@ -226,16 +226,51 @@ def make_train_chunk(train_step: Callable) -> Callable:
   return chunk
 
 
+def make_seeds_chunk(train_step: Callable) -> Callable:
+  """`make_train_chunk` for a state with a leading seed axis: the step vmapped over seeds.
+
+  Returns:
+    `chunk(state, images, indices, rng, active) -> ((state, active), metrics)`: `indices` is
+    [steps, seeds, minibatches_per_step, local_batch], `rng` one base key per seed, `active`
+    [seeds] bool. A seed whose step is not finite becomes inactive, and an inactive seed keeps
+    its state (its last good step) from then on: one seed's NaN stops that seed alone, and the
+    returned `active` (fed to the next call) says so without a transfer to the host. Metrics
+    are [steps, seeds].
+  """
+
+  def guarded(state, batch, rng, active):
+    new_state, metrics = train_step(state, batch, rng)
+    keep = metrics['finite'] & active
+    new_state = jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_state, state)
+    return (new_state, keep), metrics
+
+  step = jax.vmap(guarded)
+
+  def chunk(state, images, indices, rng, active):
+    def body(carry, idx):
+      state, active = carry
+      return step(state, images[idx], rng, active)
+
+    return jax.lax.scan(body, (state, active), indices)
+
+  return chunk
+
+
 def data_parallel_chunk(g_model, d_model, g_tx: optax.GradientTransformation,
-                        d_tx: optax.GradientTransformation, spec: StepSpec) -> Callable:
+                        d_tx: optax.GradientTransformation, spec: StepSpec,
+                        seeds: bool = False) -> Callable:
   """The training chunk mapped over all local devices: data-parallel SGD on the global batch.
 
   Returns:
     `chunk(state, images, indices, rng) -> (state, metrics)` as `make_train_chunk`'s, with
     `indices` given per device, [devices, steps, minibatches_per_step, local_batch]; the
     state, images, key and the returned state and metrics are shared by every device. The
-    input state's buffers are donated.
+    input state's buffers are donated. With `seeds`, `make_seeds_chunk`'s `chunk(state, images,
+    indices, rng, active)`, indices [devices, steps, seeds, minibatches_per_step, local_batch].
   """
-  chunk = make_train_chunk(make_train_step(g_model, d_model, g_tx, d_tx, spec))
-  return parallel.over_devices(chunk, in_axes=(None, None, 0, None), out_axes=(None, None),
-                               donate_argnums=(0,))
+  step = make_train_step(g_model, d_model, g_tx, d_tx, spec)
+  if seeds:
+    return parallel.over_devices(make_seeds_chunk(step), in_axes=(None, None, 0, None, None),
+                                 out_axes=(None, None), donate_argnums=(0,))
+  return parallel.over_devices(make_train_chunk(step), in_axes=(None, None, 0, None),
+                               out_axes=(None, None), donate_argnums=(0,))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+
 from gan_jax import data
 from gan_jax import layers
 from gan_jax import losses
@@ -65,6 +67,20 @@ def _check_model_extras(m) -> None:
     _positive(m.d_conv_pieces, 'model.d_conv_pieces', integer=True)
 
 
+def _check_seeds(config) -> None:
+  """config.num_seeds, and what several seeds in one program cannot do yet."""
+  _positive(config.num_seeds, 'num_seeds', integer=True)
+  if config.num_seeds == 1:
+    return
+  if config.model.g_init_from:
+    raise ConfigError(f'config.num_seeds={config.num_seeds} with config.model.g_init_from is not '
+                      'supported yet: warm-start one seed per run (--config.num_seeds=1).')
+  if jax.process_count() > 1:
+    raise ConfigError(f'config.num_seeds={config.num_seeds} across {jax.process_count()} '
+                      'processes is not supported yet: run the seeds on one host, or one seed '
+                      'per run (--config.num_seeds=1).')
+
+
 def validate(config, device_count: int) -> None:
   """Raises ConfigError with one clear line for the first problem found.
 
@@ -72,6 +88,7 @@ def validate(config, device_count: int) -> None:
     config: the experiment's ConfigDict.
     device_count: the number of devices the global batch is split over.
   """
+  _check_seeds(config)
   _choice(config.data.name, data.DATASETS, 'data.name')
   _choice(config.data.preprocessing, data.PREPROCESSING, 'data.preprocessing')
   _choice(config.model.generator, models.GENERATORS, 'model.generator')
