@@ -177,7 +177,9 @@ class Trainer:
     t = self.exp.config.train
     step = int(np.asarray(parallel.host_local(state.step)).max())
     results = {out.seed: {} for out in self.outputs}
-    active = np.array([out.seed not in stopped for out in self.outputs])
+    # Placed as the chunk returns it: a NumPy `active` would compile the first call apart.
+    active = jax.device_put(np.array([out.seed not in stopped for out in self.outputs]),
+                            self.exp.replicated)
     with progress.Preemption() as preemption:
       while step < t.num_steps:
         target = progress.next_event(step, self.exp.config)

@@ -47,6 +47,18 @@ def differences(old: dict, new: dict) -> list[str]:
           and not k.startswith('eval.parzen.')]
 
 
+def seed_dir(workdir: str, seed: int) -> str:
+  """The folder of seed `seed` in a run of several seeds (config.num_seeds > 1)."""
+  return os.path.join(workdir, f'seed_{seed}')
+
+
+def seed_config(config, seed: int):
+  """The config of one seed of a run of several: `config` with that seed and num_seeds 1."""
+  one = config.copy_and_resolve_references()
+  one.seed, one.num_seeds = seed, 1
+  return one
+
+
 def read_config(workdir: str) -> ml_collections.ConfigDict | None:
   """The config of the run in `workdir` (its config.json, upgraded to the full schema, locked).
 
