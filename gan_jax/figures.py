@@ -7,7 +7,7 @@
 * Figure 3: linear walks in z space (interpolation.png).
 
 Figure 1 is drawn with matplotlib (gan_jax/figure1.py), the image grids with PIL (writers); all
-are deterministic given config.seed.
+are deterministic given config.seed. A run of several seeds draws each seed's into its seed_<s>/.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from gan_jax import evaluation
 from gan_jax import experiment
 from gan_jax import figure1
 from gan_jax import models
+from gan_jax import state as state_lib
+from gan_jax import workdir as workdir_lib
 from gan_jax import writers
 
 # Layout of the figures (rows x columns) and their random streams (folded into config.seed).
@@ -169,6 +171,10 @@ def _save(path: str, image: np.ndarray) -> str:
 def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
   """Writes the figures of the run in `workdir` into `workdir/figures/`.
 
+  A run of several seeds (config.num_seeds > 1) draws each seed's figures, from its slice of
+  the stacked checkpoints, into `workdir/seed_<s>/figures/`: the figures its single-seed run
+  (--config.seed=s) draws.
+
   Args:
     config: the run's config.
     workdir: the run's directory (holding checkpoints/).
@@ -178,27 +184,38 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
   Returns:
     The paths written: figure1.png for 1-D data, else samples.png, nearest.png and
     interpolation.png (in figures_g_average_<W>/ for G averaged as config.eval.parzen.g_average,
-    figures_g_ema/ for the EMA of G with config.eval.parzen.g_ema; Figure 1 heeds only g_ema).
+    figures_g_ema/ for the EMA of G with config.eval.parzen.g_ema; Figure 1 heeds only g_ema);
+    seed by seed for several seeds.
 
   Raises:
     CheckpointError: the workdir has no checkpoint (at `step`).
   """
   p = config.eval.parzen
-  # An averaged G or the EMA of G (what --mode=eval scores with g_average or g_ema) is drawn
-  # into a folder of its own.
-  out_dir = os.path.join(workdir, 'figures')
-  key = jax.random.key(config.seed)
+  evaluation.check_num_seeds(config, workdir)
   with checkpoint.Checkpointer.of_run(workdir) as ckpt:  # Read-only: figures never prune a run.
     train = data.load_split(config.data, config.data.train_split)
     exp = experiment.build(config, train.shape[1:], len(train))
+    # An averaged G or the EMA of G (what --mode=eval scores with g_average or g_ema) is drawn
+    # into a folder of its own.
+    out_dirs = [os.path.join(workdir_lib.seed_dir(workdir, s) if exp.stacked else workdir,
+                             'figures') for s in exp.seeds]
     if int(np.prod(train.shape[1:])) == 1:
-      path = os.path.join(out_dir + evaluation.generator_suffix(0, p.g_ema), 'figure1.png')
-      return [_save(path, _toy_figure(exp, ckpt, exp.initial_state(train), step, p.g_ema))]
+      images = _toy_figures(exp, ckpt, exp.initial_state(train), step, p.g_ema)
+      return [_save(os.path.join(d + evaluation.generator_suffix(0, p.g_ema), 'figure1.png'),
+                    image) for d, image in zip(out_dirs, images)]
     g, _, _ = evaluation.restore_generator(ckpt, exp.g_shapes(), step, p.g_average, p.g_ema)
-    out_dir += evaluation.generator_suffix(p.g_average, p.g_ema)
-  norm = config.data.preprocessing
   paths = []
+  for i, (seed, out_dir) in enumerate(zip(exp.seeds, out_dirs)):
+    g_seed = state_lib.seed_slice(g, i) if exp.stacked else g
+    paths += _image_figures(exp, g_seed, train, jax.random.key(seed),
+                            out_dir + evaluation.generator_suffix(p.g_average, p.g_ema))
+  return paths
 
+
+def _image_figures(exp, g, train: np.ndarray, key, out_dir: str) -> list[str]:
+  """Figures 2 and 3 of one G (one seed's, `key` = jax.random.key(seed)) into `out_dir`."""
+  norm = exp.config.data.preprocessing
+  paths = []
   samples = exp.generate(g, NUM_SAMPLES, jax.random.fold_in(key, _SAMPLES_SALT))
   paths.append(_save(os.path.join(out_dir, 'samples.png'),
                      writers.image_grid(samples, SAMPLE_ROWS, normalisation=norm)))
@@ -216,10 +233,12 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
   return paths
 
 
-def _toy_figure(exp, ckpt, target, step: int | None, ema: bool = False) -> np.ndarray:
-  """Figure 1 from the initial state and up to TOY_PANELS - 1 checkpoints (the last: `step`).
+def _toy_figures(exp, ckpt, target, step: int | None, ema: bool = False) -> list[np.ndarray]:
+  """Figure 1 of each seed, from the initial state and up to TOY_PANELS - 1 checkpoints (the
+  last: `step`).
 
-  With `ema`, G is the EMA of G each checkpoint carries (at step 0 the two are the same).
+  With `ema`, G is the EMA of G each checkpoint carries (at step 0 the two are the same). Each
+  checkpoint is restored once, whole (stacked for several seeds), and sliced seed by seed.
   """
   steps = ckpt.steps()
   if step is not None and step not in steps:
@@ -227,14 +246,24 @@ def _toy_figure(exp, ckpt, target, step: int | None, ema: bool = False) -> np.nd
   if not steps:
     raise checkpoint.no_checkpoint_error(ckpt.directory)
   last = steps[-1] if step is None else step
-  key = jax.random.fold_in(jax.random.key(exp.config.seed), _TOY_SALT)
-  panels = [toy_panel(exp, target.g_params, target.d_params, key, 0)]
+  keys = [jax.random.fold_in(jax.random.key(seed), _TOY_SALT) for seed in exp.seeds]
+  panels = [[] for _ in exp.seeds]
+
+  def add(g_params, d_params, s: int) -> None:
+    for i, key in enumerate(keys):
+      g, d = g_params, d_params
+      if exp.stacked:
+        g, d = state_lib.seed_slice(g, i), state_lib.seed_slice(d, i)
+      panels[i].append(toy_panel(exp, g, d, key, s))
+
+  add(target.g_params, target.d_params, 0)
   for s in _pick_steps([s for s in steps if s <= last], TOY_PANELS - 1):
     state, _ = ckpt.restore(target, s)
-    g = evaluation.g_ema_params(state, s, ckpt.directory) if ema else state.g_params
-    panels.append(toy_panel(exp, g, state.d_params, key, s))
+    add(evaluation.g_ema_params(state, s, ckpt.directory) if ema else state.g_params,
+        state.d_params, s)
   d = exp.config.data
-  return figure1.draw_toy_figure(panels, float(d.toy_mean), float(d.toy_std))
+  return [figure1.draw_toy_figure(seed_panels, float(d.toy_mean), float(d.toy_std))
+          for seed_panels in panels]
 
 
 def toy_panel(exp, g_params, d_params, key, step: int) -> dict:

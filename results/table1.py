@@ -18,6 +18,12 @@ With --evaluate, the paper's protocol (what `launch.py --mode=eval --step=N` run
 own config.json) scores the chosen checkpoint and the newest one on the test set, writing
 parzen_step_N.json into the run; otherwise those files must exist already. Runs without an
 estimate are scored at their newest checkpoint only.
+
+A run of several seeds (config.num_seeds > 1) is one row: each seed chooses its own checkpoint
+from its own seed_<s>/ files as a run of that seed alone would, and the test numbers are the
+mean ± sd (ddof 1) across seeds of the seeds' seed_<s>/parzen_step_N.json, the per-seed numbers
+that parzen_seeds_step_N.json summarises (--evaluate scores every seed at each step it needs).
+Seeds stopped early (non-finite in training) are scored at their frozen parameters and named.
 """
 
 from __future__ import annotations
@@ -56,6 +62,13 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   return config
 
 
+def seeds(config) -> list[int] | None:
+  """The seeds of a run of several (config.num_seeds > 1); None for a single-seed run."""
+  if config.num_seeds == 1:
+    return None
+  return [config.seed + i for i in range(config.num_seeds)]
+
+
 def metrics(workdir: str) -> list[dict]:
   path = os.path.join(workdir, 'metrics.jsonl')
   if not os.path.exists(path):
@@ -77,12 +90,13 @@ def protocol_valid(workdir: str) -> dict[int, float]:
   return valid
 
 
-def choose(workdir: str, on: str = 'metrics') -> dict:
+def choose(workdir: str, on: str = 'metrics', seed: int | None = None) -> dict:
   """The run's newest checkpoint and the checkpointed step with the best validation estimate.
 
   Args:
     workdir: the run.
     on: 'metrics' (training-time `parzen_valid`) or 'protocol' (parzen_step_N.json files).
+    seed: in a run of several seeds, the seed whose estimates (in seed_<s>/) choose.
 
   Returns:
     {'last', 'best', 'best_valid', 'steps_per_sec'}; 'best' is 'last' when nothing is estimated.
@@ -93,11 +107,12 @@ def choose(workdir: str, on: str = 'metrics') -> dict:
     saved = ckpt.steps()
   if not saved:
     raise ValueError(f'{workdir} has no checkpoints.')
-  lines = metrics(workdir)
+  files = workdir if seed is None else workdir_lib.seed_dir(workdir, seed)
+  lines = metrics(files)
   if on == 'metrics':
     valid = {l['step']: l['parzen_valid'] for l in lines if 'parzen_valid' in l}
   else:
-    valid = protocol_valid(workdir)
+    valid = protocol_valid(files)
   scored = [s for s in saved if s in valid]
   best = max(scored, key=valid.get) if scored else saved[-1]
   rates = [l['steps_per_sec'] for l in lines if 'steps_per_sec' in l]
@@ -105,8 +120,11 @@ def choose(workdir: str, on: str = 'metrics') -> dict:
           'steps_per_sec': sorted(rates)[len(rates) // 2] if rates else None}
 
 
-def score(workdir: str, config, step: int, run_protocol: bool) -> dict | None:
-  path = os.path.join(workdir, evaluation.step_json_name(step))
+def score(workdir: str, config, step: int, run_protocol: bool,
+          seed: int | None = None) -> dict | None:
+  """The protocol's record of the checkpoint at `step` (of `seed`'s G in a run of several)."""
+  files = workdir if seed is None else workdir_lib.seed_dir(workdir, seed)
+  path = os.path.join(files, evaluation.step_json_name(step))
   if not os.path.exists(path) and run_protocol:
     evaluation.evaluate(config, workdir, step)
   if not os.path.exists(path):
@@ -121,6 +139,45 @@ def fmt(record: dict | None) -> str:
   return f"{record['mean_ll']:.1f} ± {record['std_err']:.1f} (σ {record['sigma']:.3f})"
 
 
+def fmt_seeds(records: list[dict | None], run_seeds: list[int]) -> str:
+  """Mean ± sd (ddof 1) across seeds of their test log-likelihoods; stopped seeds named."""
+  if any(r is None for r in records):
+    return f'not scored ({sum(r is None for r in records)} of {len(records)} seeds)'
+  stats = evaluation.across_seeds([r['mean_ll'] for r in records])
+  stopped = [str(s) for r, s in zip(records, run_seeds) if 'stopped' in r]
+  note = f"; stopped early: seed {', '.join(stopped)}" if stopped else ''
+  return f"{stats['mean_ll']:.1f} ± {stats['sd_ll']:.1f} (sd of {stats['n_seeds']} seeds{note})"
+
+
+def row(name: str, workdir: str, config, on: str, run_protocol: bool) -> str:
+  """The table's row for one run (one for all the seeds of a run of several)."""
+  t = config.train
+  run_seeds = seeds(config)
+  if run_seeds is None:
+    chosen = choose(workdir, on)
+    best = fmt(score(workdir, config, chosen['best'], run_protocol))
+    last = fmt(score(workdir, config, chosen['last'], run_protocol))
+    seed, valid = str(config.seed), _valid(chosen)
+    best_step = f"{chosen['best']:,} ({valid})"
+  else:
+    each = [choose(workdir, on, s) for s in run_seeds]
+    chosen = each[0]  # Same checkpoints and speed for all: one program trains them.
+    best = fmt_seeds([score(workdir, config, c['best'], run_protocol, s)
+                      for c, s in zip(each, run_seeds)], run_seeds)
+    last = fmt_seeds([score(workdir, config, c['last'], run_protocol, s)
+                      for c, s in zip(each, run_seeds)], run_seeds)
+    seed = f'{run_seeds[0]}-{run_seeds[-1]} ({len(run_seeds)} seeds)'
+    best_step = ', '.join(f"{c['best']:,} ({_valid(c)})" for c in each)
+  rate = f"{chosen['steps_per_sec']:.0f}" if chosen['steps_per_sec'] else '-'
+  return (f"| {name} | {t.update_rule} (k={t.k_steps}) | {t.generator_loss} | "
+          f"{config.model.compute_dtype} | {seed} | {chosen['last']:,} | {rate} | "
+          f"{best_step} | {best} | {last} |")
+
+
+def _valid(chosen: dict) -> str:
+  return f"{chosen['best_valid']:.1f}" if chosen['best_valid'] is not None else '-'
+
+
 def main(argv):
   del argv
   rows = []
@@ -128,17 +185,7 @@ def main(argv):
     workdir = os.path.join(_RUNS.value, name)
     if not os.path.exists(os.path.join(workdir, 'config.json')):
       continue
-    config = load_config(workdir)
-    chosen = choose(workdir, _CHOOSE_ON.value)
-    best = score(workdir, config, chosen['best'], _EVALUATE.value)
-    last = score(workdir, config, chosen['last'], _EVALUATE.value)
-    t = config.train
-    rate = f"{chosen['steps_per_sec']:.0f}" if chosen['steps_per_sec'] else '-'
-    valid = f"{chosen['best_valid']:.1f}" if chosen['best_valid'] is not None else '-'
-    rows.append(f"| {name} | {t.update_rule} (k={t.k_steps}) | {t.generator_loss} | "
-                f"{config.model.compute_dtype} | {config.seed} | "
-                f"{chosen['last']:,} | {rate} | {chosen['best']:,} ({valid}) | {fmt(best)} | "
-                f"{fmt(last)} |")
+    rows.append(row(name, workdir, load_config(workdir), _CHOOSE_ON.value, _EVALUATE.value))
   table = '\n'.join([
       '| run | update rule | G loss | compute | seed | steps | steps/s | chosen step (valid '
       'estimate) | test LL at chosen step | test LL at last step |',
