@@ -18,6 +18,9 @@ RESUMABLE_CHANGES = (
     'data.manual_dir', 'data.allow_download',
 )
 
+# Fields no run can change on resume, not even with --allow_config_change: they shape the state.
+FIXED_FIELDS = ('num_seeds',)
+
 
 def _flatten(d: dict, prefix: str = '') -> dict:
   out = {}
@@ -81,7 +84,7 @@ def prepare(workdir: str, config, write: bool = True, allow_new_config: bool = F
 
   Raises:
     WorkdirError: `workdir` is a file or not writable, or it holds a run of a different config
-      (unless `allow_new_config`).
+      (unless `allow_new_config`; a change of FIXED_FIELDS always).
   """
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise WorkdirError(f'--workdir {workdir} is a file, not a directory: choose another path.')
@@ -98,6 +101,12 @@ def prepare(workdir: str, config, write: bool = True, allow_new_config: bool = F
     with open(path) as f:
       old = json.load(f)
     diff = differences(old, new)
+    fixed = [k for k in diff if k in FIXED_FIELDS]
+    if fixed:
+      raise WorkdirError(
+          f'--workdir {workdir} holds a run of {fixed[0]}={_flatten(old).get(fixed[0], 1)!r}, '
+          f'which {fixed[0]}={_flatten(new).get(fixed[0])!r} cannot resume (its state has '
+          'another shape), even with --allow_config_change: use a new --workdir.')
     if diff and not allow_new_config:
       shown = ', '.join(f'{k}: {_flatten(old).get(k)!r} -> {_flatten(new).get(k)!r}'
                         for k in diff[:3])
