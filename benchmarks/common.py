@@ -1,8 +1,34 @@
-"""What the benchmarks share: the benchmarked configs and the step's FLOP count (no torch)."""
+"""What the benchmarks share (no torch): the benchmarked configs and images, the step's FLOP
+count, the timing helpers, the reference matmul and the compilation counter."""
 
 from __future__ import annotations
 
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from experiments import mnist
+from gan_jax import data
+
+COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
+compiles: list[str] = []  # The XLA compilations seen since count_compiles(), by function name.
+_listening = []
+
+
+def _on_duration(event: str, duration: float, **kwargs) -> None:
+  del duration
+  if event == COMPILE_EVENT:
+    compiles.append(kwargs.get('fun_name', '?'))
+
+
+def count_compiles() -> None:
+  """From now on every XLA compilation is appended to `compiles` (once, however often called)."""
+  if not _listening:
+    jax.monitoring.register_event_duration_secs_listener(_on_duration)
+    _listening.append(True)
 
 
 def make_config(name: str, rule: str, dtype: str = 'float32'):
@@ -51,3 +77,36 @@ def step_flops(g_shapes, d_shapes, batch: int, rule: str) -> float:
   if rule == 'alternating':
     macs += g_all + d_all  # G's step draws fresh z and a fresh D pass
   return 2.0 * batch * macs
+
+
+def load_images(name: str, quick: bool) -> tuple[np.ndarray, str]:
+  """Training images [N, H, W, C] float32 and where they came from."""
+  config = make_config(name, 'simultaneous')
+  if name == 'mnist' and os.environ.get('TFDS_DATA_DIR') and not quick:
+    return data.load_split(config.data, config.data.train_split), 'real MNIST (TFDS train[:50000])'
+  shape = (50_000, 28, 28, 1) if name == 'mnist' else (2_000, 32, 32, 3)
+  raw = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+  return data.preprocess(raw, config.data.preprocessing), f'random uint8 images {shape}'
+
+
+def best_rate(fn, count: int) -> float:
+  """Runs `fn(count)` once and returns count / seconds (fn blocks until done)."""
+  start = time.perf_counter()
+  fn(count)
+  return count / (time.perf_counter() - start)
+
+
+def f32_matmul(batch: int, width: int):
+  """A jitted float32 [batch, width] x [width, width] matmul, compiled: `run(count)` makes
+  `count` calls and blocks; returns (run, FLOPs of one call)."""
+  a = jax.random.normal(jax.random.key(0), (batch, width))
+  b = jax.random.normal(jax.random.key(1), (width, width))
+  matmul = jax.jit(jnp.matmul)
+  matmul(a, b).block_until_ready()
+
+  def run(count: int) -> None:
+    for _ in range(count):
+      out = matmul(a, b)
+    out.block_until_ready()
+
+  return run, 2.0 * batch * width * width

@@ -36,7 +36,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from benchmarks import torch_reference
-from benchmarks.common import dense_shapes, make_config, step_flops
+from benchmarks import common
+from benchmarks.common import best_rate, dense_shapes, load_images, make_config, step_flops
 from experiments import mnist
 from gan_jax import data
 from gan_jax import experiment
@@ -55,33 +56,6 @@ _TORCH_1 = flags.DEFINE_bool('torch_single_thread', True,
                              'Also time PyTorch on 1 thread (a column for context).')
 
 RULES = ('simultaneous', 'alternating')
-_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
-_compiles: list[str] = []
-
-
-def _on_duration(event: str, duration: float, **kwargs) -> None:
-  del duration
-  if event == _COMPILE_EVENT:
-    _compiles.append(kwargs.get('fun_name', '?'))
-
-
-def load_images(name: str, quick: bool) -> tuple[np.ndarray, str]:
-  """Training images [N, H, W, C] float32 and where they came from."""
-  config = make_config(name, 'simultaneous')
-  if name == 'mnist' and os.environ.get('TFDS_DATA_DIR') and not quick:
-    return data.load_split(config.data, config.data.train_split), 'real MNIST (TFDS train[:50000])'
-  shape = (50_000, 28, 28, 1) if name == 'mnist' else (2_000, 32, 32, 3)
-  raw = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-  return data.preprocess(raw, config.data.preprocessing), f'random uint8 images {shape}'
-
-
-def best_rate(fn, count: int) -> float:
-  """Runs `fn(count)` once and returns count / seconds (fn blocks until done)."""
-  start = time.perf_counter()
-  fn(count)
-  return count / (time.perf_counter() - start)
-
-
 class JaxStep:
   """gan_jax's step, jitted with the state donated, fed a constant on-device batch."""
 
@@ -107,11 +81,11 @@ class JaxStep:
     self.recompiles = 0  # XLA compilations during the timed calls (after the first step).
 
   def run(self, count: int) -> None:
-    before = len(_compiles)
+    before = len(common.compiles)
     for _ in range(count):
       self.state, self.metrics = self.fn(self.state, self.batch, self.rng)
     jax.block_until_ready(self.state)
-    self.recompiles += len(_compiles) - before
+    self.recompiles += len(common.compiles) - before
 
 
 class TorchStep:
@@ -170,17 +144,9 @@ def bench_step(name: str, rule: str, images, steps: int, repeats: int, threads: 
   flops = step_flops(g_shapes, d_shapes, batch, rule)
   # The matmul: the step's most common shape, G's widest hidden layer at the batch size.
   width = g_shapes[1][0]
-  a = jax.random.normal(jax.random.key(0), (batch, width))
-  b = jax.random.normal(jax.random.key(1), (width, width))
-  matmul = jax.jit(jnp.matmul)
-  matmul(a, b).block_until_ready()
+  jax_mm, mm_flops = common.f32_matmul(batch, width)
   ta, tb = torch.randn(batch, width), torch.randn(width, width)
   mm_calls = max(2, int(steps * flops / (2 * batch * width * width) // 4))
-
-  def jax_mm(count):
-    for _ in range(count):
-      out = matmul(a, b)
-    out.block_until_ready()
 
   def torch_mm(count):
     for _ in range(count):
@@ -197,7 +163,6 @@ def bench_step(name: str, rule: str, images, steps: int, repeats: int, threads: 
       torch.set_num_threads(1)
       rates['torch1'] = max(rates['torch1'], best_rate(torch_step1.run, steps))
   torch.set_num_threads(threads)
-  mm_flops = 2.0 * batch * width * width
   # The port check compares both after the same updates: read the losses before the pairs below
   # give gan_jax more.
   jax_losses = {k: float(jax_step.metrics[k]) for k in ('d_loss', 'g_loss')}
@@ -264,7 +229,7 @@ def bench_input_path(rule: str, images, chunks: int, steps_per_call: int, repeat
   count = chunks * steps_per_call
   input_path(steps_per_call)  # compile both
   constant(steps_per_call)
-  compiles = len(_compiles)
+  compiles = len(common.compiles)
   rates = {'input': 0.0, 'const': 0.0}
   for _ in range(repeats):
     rates['input'] = max(rates['input'], best_rate(input_path, count))
@@ -272,7 +237,7 @@ def bench_input_path(rule: str, images, chunks: int, steps_per_call: int, repeat
   return dict(rule=rule, input_steps=rates['input'], const_steps=rates['const'],
               epochs_per_s=rates['input'] * batch * per_step / len(images),
               overhead=1.0 - rates['input'] / rates['const'],
-              recompiles=len(_compiles) - compiles)
+              recompiles=len(common.compiles) - compiles)
 
 
 def print_report(step_rows, input_rows, sources, threads, loads, timing) -> None:
@@ -321,7 +286,7 @@ def print_report(step_rows, input_rows, sources, threads, loads, timing) -> None
 
 def main(argv):
   del argv
-  jax.monitoring.register_event_duration_secs_listener(_on_duration)
+  common.count_compiles()
   threads = _THREADS.value or len(os.sched_getaffinity(0))
   torch.set_num_threads(threads)
   quick = _QUICK.value

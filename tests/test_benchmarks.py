@@ -1,8 +1,10 @@
-"""benchmarks/gpu.py runs anywhere (here on the CPU) and counts the step's FLOPs as documented."""
+"""benchmarks/gpu.py runs anywhere (here on the CPU) and counts the step's FLOPs as documented;
+benchmarks/seeds.py --quick runs."""
 
 import pytest
 
 from benchmarks import gpu
+from benchmarks import seeds
 
 
 @pytest.mark.parametrize('rule, gflops', [('simultaneous', 2.820816), ('alternating', 3.566784)])
@@ -15,3 +17,16 @@ def test_step_rates_and_flops(rule, gflops):
 
 def test_matmul_rate_is_positive():
   assert gpu.bench_matmul('f32', 8, 16, 16, count=3, repeats=1) > 0
+
+
+def test_seeds_quick():
+  """benchmarks/seeds.py --quick: every S row timed against the sequential runs, no recompiles."""
+  results, _ = seeds.run(['simultaneous'], [1, 2], steps=2, repeats=1, quick=True)
+  rows = results[0]['rows']
+  assert [r['seeds'] for r in rows] == [1, 2]
+  for r in rows:
+    assert r['recompiles'] == 0 and r['finite']
+    assert r['multi_rate'] > 0 and r['seq_rate'] > 0 and r['ratio'] > 0
+    assert r['state_per_seed'] > 0 and r['temp_per_seed'] >= 0
+  # Per seed, the stacked state is exactly one seed's.
+  assert rows[1]['state_per_seed'] == rows[0]['state_per_seed']
