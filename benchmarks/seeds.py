@@ -261,8 +261,9 @@ def run(rules, seeds, steps: int, repeats: int, dtype: str = 'float32',
   results = []
   for rule in rules:
     results.append(bench_rule(rule, seeds, steps, repeats, dtype, quick, images))
-    print({k: v for k, v in results[-1].items() if k != 'rows'}, results[-1]['rows'],
-          flush=True)
+    for row in results[-1]['rows']:  # Progress, in case a time limit cuts the run short.
+      print(f"{rule} S={row['seeds']}: {row['multi_rate']:.2f} vs {row['seq_rate']:.2f} "
+            f"seed-steps/s, ratio {row['ratio']:.2f}x", flush=True)
   return results, source
 
 
