@@ -65,7 +65,7 @@ def _parse(monkeypatch, *args):
     ('--config.train.nums_steps=10', "error: config.train has no field 'nums_steps' (did you mean "
      "'num_steps'?); its fields are: batch_size, checkpoint_every, "),
     ('--config.trian.num_steps=1', "error: config has no field 'trian' (did you mean 'train'?); "
-     'its fields are: data, eval, model, optim, '),
+     'its fields are: data, eval, model, num_seeds, optim, '),
     ('--config.train.num_steps=abc',
      "error: config.train.num_steps must be an integer, not 'abc' (e.g. "
      '--config.train.num_steps='),
