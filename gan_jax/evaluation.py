@@ -270,7 +270,7 @@ def seeds_summary(seeds: list[int], records: list[dict], name: str) -> dict:
   per_seed = []
   for seed, r in zip(seeds, records):
     entry = {'seed': seed, 'mean_ll': r['mean_ll'], 'std_err': r['std_err'], 'sigma': r['sigma'],
-             'step': r['step'], 'record': os.path.join(f'seed_{seed}', name)}
+             'step': r['step'], 'record': os.path.join(workdir_lib.seed_dir('', seed), name)}
     if 'stopped' in r:
       entry['stopped'] = r['stopped']
     per_seed.append(entry)

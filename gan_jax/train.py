@@ -247,11 +247,11 @@ class Trainer:
     self._check_finite(pending, stopped)
     if self._is_log_step(step):
       self._log(step, pending, results, stopped)
+    all_g_params = parallel.host_local(state.g_params)
     for i, out in enumerate(self.outputs):
       if out.seed in stopped:
         continue
-      g_params = parallel.host_local(state.g_params)
-      g_params = state_lib.seed_slice(g_params, i) if self.exp.stacked else g_params
+      g_params = state_lib.seed_slice(all_g_params, i) if self.exp.stacked else all_g_params
       if self.lead and self._due(step, config.train.sample_every):
         samples = self.exp.g_apply(g_params, self.fixed_z[i])
         grid = writers.image_grid(np.asarray(samples), rows=10,
