@@ -92,7 +92,9 @@ def base_config() -> ml_collections.ConfigDict:
       g_deconv_stride=(3, 3),
       g_deconv_pad=0,
       g_deconv_tied_bias=False,  # False: one bias per channel and position.
-      discriminator='maxout_mlp',  # 'maxout_mlp', or 'maxout_conv' (maxout conv layers first).
+      # 'maxout_mlp', 'maxout_conv' (maxout conv layers first), or 'mlp' (plain layers of
+      # d_activation on a standardised input, no dropout: the 1-D toy's).
+      discriminator='maxout_mlp',
       compute_dtype='float32',  # 'bfloat16' runs the matmuls in bf16 (params stay float32).
       # discriminator='maxout_conv' only (cifar10_convolutional.yaml's values): per conv layer,
       # output channels, kernel size, zero padding, max-pool size and stride; pieces per unit.
@@ -107,6 +109,12 @@ def base_config() -> ml_collections.ConfigDict:
       d_init_range=0.005,  # D's weights U(-0.005, 0.005).
       d_input_keep=0.8,    # Dropout: pixels kept with p = 0.8 (scaled by 1.25) ...
       d_hidden_keep=0.5,   # ... later layers' inputs kept with p = 0.5 (scaled by 2).
+      d_activation='relu',  # discriminator='mlp' only: its d_units layers' activation.
+      # The units the networks work in: D reads (x - x_center) / x_scale, G writes x_center +
+      # x_scale * (its output layer), as data standardised for both (the 1-D toy: p_data's mean
+      # and sd). Used by generator='mlp' and discriminator='mlp'; 0 and 1 = off.
+      x_center=0.0,
+      x_scale=1.0,
   ))
 
   config.optim = ml_collections.ConfigDict(dict(

@@ -1,7 +1,7 @@
 """The paper's figures from a run's checkpoints.
 
-* Figure 1 (1-D data, experiments/toy1d.py): p_data, p_g and D(x) at several points of training,
-  with the map x = G(z) drawn underneath (figure1.png).
+* Figure 1 (1-D data, experiments/toy1d.py): by the paper's procedure, with its numbers and an
+  animation of the whole run (figure1.png, figure1.json, figure1.gif; gan_jax/toy_figures.py).
 * Figure 2: random samples (samples.png) and rows of samples, each ending with the training
   example nearest to the row's last sample, to show the model does not memorise (nearest.png).
 * Figure 3: linear walks in z space (interpolation.png).
@@ -23,9 +23,9 @@ from gan_jax import checkpoint
 from gan_jax import data
 from gan_jax import evaluation
 from gan_jax import experiment
-from gan_jax import figure1
 from gan_jax import models
 from gan_jax import state as state_lib
+from gan_jax import toy_figures
 from gan_jax import workdir as workdir_lib
 from gan_jax import writers
 
@@ -33,8 +33,7 @@ from gan_jax import writers
 NUM_SAMPLES, SAMPLE_ROWS = 100, 10
 NEAREST_ROWS, NEAREST_COLS = 6, 5
 WALK_ROWS, WALK_STEPS = 6, 10
-TOY_PANELS, TOY_SAMPLES = 4, 20_000
-_SAMPLES_SALT, _NEAREST_SALT, _WALK_SALT, _TOY_SALT = 10, 11, 12, 13
+_SAMPLES_SALT, _NEAREST_SALT, _WALK_SALT = 10, 11, 12  # Figure 1's is toy_figures._TOY_SALT.
 # nearest.png: white gap before the neighbour, and the neighbour's border (colour, width).
 NN_GAP, NN_BORDER, NN_COLOUR = 3, 2, (255, 200, 0)
 
@@ -150,18 +149,6 @@ def nearest_layout(rows_of_samples: np.ndarray, neighbours: np.ndarray,
   return out
 
 
-def _pick_steps(steps: list[int], count: int) -> list[int]:
-  """`count` of `steps`, spread geometrically from the first to the last (both included), since
-  training changes fastest early."""
-  if len(steps) <= count:
-    return list(steps)
-  chosen = []
-  for t in np.geomspace(max(steps[0], 1), max(steps[-1], 1), count):
-    rest = [s for s in steps if s not in chosen]
-    chosen.append(min(rest, key=lambda s: abs(np.log(max(s, 1)) - np.log(t))))
-  return sorted(chosen)
-
-
 def _save(path: str, image: np.ndarray) -> str:
   if jax.process_index() == 0:  # One writer when several processes run the same command.
     writers.save_png(path, image)
@@ -178,11 +165,12 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
   Args:
     config: the run's config.
     workdir: the run's directory (holding checkpoints/).
-    step: the checkpoint to draw (default: the newest). For 1-D data, the last panel of
-      Figure 1; the earlier panels are the initial state and older checkpoints.
+    step: the checkpoint to draw (default: the newest). For 1-D data, Figure 1's panel (d), the
+      end of training; panel (a) and the animation's frames are checkpoints up to it.
 
   Returns:
-    The paths written: figure1.png for 1-D data, else samples.png, nearest.png and
+    The paths written: figure1.png, figure1.json and figure1.gif for 1-D data (see
+    gan_jax/toy_figures.py), else samples.png, nearest.png and
     interpolation.png (in figures_g_average_<W>/ for G averaged as config.eval.parzen.g_average,
     figures_g_ema/ for the EMA of G with config.eval.parzen.g_ema; Figure 1 heeds only g_ema);
     seed by seed for several seeds.
@@ -200,9 +188,9 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
     out_dirs = [os.path.join(workdir_lib.seed_dir(workdir, s) if exp.stacked else workdir,
                              'figures') for s in exp.seeds]
     if int(np.prod(train.shape[1:])) == 1:
-      images = _toy_figures(exp, ckpt, exp.initial_state(train), step, p.g_ema)
-      return [_save(os.path.join(d + evaluation.generator_suffix(0, p.g_ema), 'figure1.png'),
-                    image) for d, image in zip(out_dirs, images)]
+      return toy_figures.make_figure1(
+          exp, ckpt, exp.initial_state(train), step,
+          [d + evaluation.generator_suffix(0, p.g_ema) for d in out_dirs], p.g_ema)
     g, _, _ = evaluation.restore_generator(ckpt, exp.g_shapes(), step, p.g_average, p.g_ema)
   paths = []
   for i, (seed, out_dir) in enumerate(zip(exp.seeds, out_dirs)):
@@ -231,54 +219,3 @@ def _image_figures(exp, g, train: np.ndarray, key, out_dir: str) -> list[str]:
   grid = writers.image_grid(walk.reshape(-1, *walk.shape[2:]), WALK_ROWS, normalisation=norm)
   paths.append(_save(os.path.join(out_dir, 'interpolation.png'), grid))
   return paths
-
-
-def _toy_figures(exp, ckpt, target, step: int | None, ema: bool = False) -> list[np.ndarray]:
-  """Figure 1 of each seed, from the initial state and up to TOY_PANELS - 1 checkpoints (the
-  last: `step`).
-
-  With `ema`, G is the EMA of G each checkpoint carries (at step 0 the two are the same). Each
-  checkpoint is restored once, whole (stacked for several seeds), and sliced seed by seed.
-  """
-  steps = ckpt.steps()
-  if step is not None and step not in steps:
-    raise checkpoint.no_checkpoint_error(ckpt.directory, step, steps)
-  if not steps:
-    raise checkpoint.no_checkpoint_error(ckpt.directory)
-  last = steps[-1] if step is None else step
-  keys = [jax.random.fold_in(jax.random.key(seed), _TOY_SALT) for seed in exp.seeds]
-  panels = [[] for _ in exp.seeds]
-
-  def add(g_params, d_params, s: int) -> None:
-    for i, key in enumerate(keys):
-      g, d = g_params, d_params
-      if exp.stacked:
-        g, d = state_lib.seed_slice(g, i), state_lib.seed_slice(d, i)
-      panels[i].append(toy_panel(exp, g, d, key, s))
-
-  add(target.g_params, target.d_params, 0)
-  for s in _pick_steps([s for s in steps if s <= last], TOY_PANELS - 1):
-    state, _ = ckpt.restore(target, s)
-    add(evaluation.g_ema_params(state, s, ckpt.directory) if ema else state.g_params,
-        state.d_params, s)
-  d = exp.config.data
-  return [figure1.draw_toy_figure(seed_panels, float(d.toy_mean), float(d.toy_std))
-          for seed_panels in panels]
-
-
-def toy_panel(exp, g_params, d_params, key, step: int) -> dict:
-  """What one panel of Figure 1 needs: G's samples, D as a function, and (for a 1-D z) G on a
-  grid of z for the map underneath."""
-  samples = exp.generate(g_params, TOY_SAMPLES, key).reshape(-1)
-  d_apply = jax.jit(exp.d_model.apply)
-
-  def discriminator(x):
-    logits = d_apply(d_params, jnp.asarray(x, jnp.float32).reshape(-1, 1, 1, 1))
-    return np.asarray(jax.nn.sigmoid(logits))
-
-  panel = dict(step=step, samples=samples, discriminator=discriminator, z=None, g_of_z=None)
-  if exp.spec.z_dim == 1:
-    z = np.linspace(*figure1.prior_range(exp.spec.prior), figure1.MAP_LINES, dtype=np.float32)
-    panel.update(z=z, g_of_z=np.asarray(exp.g_apply(g_params, z[:, None])).reshape(-1))
-  return panel
-

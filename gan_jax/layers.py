@@ -67,7 +67,7 @@ def make_init(spec: str) -> Callable:
   raise ValueError(f"Unknown initialiser '{spec}': use 'uniform:<scale>' or 'sparse:<count>'.")
 
 
-ACTIVATIONS = {'relu': nn.relu, 'sigmoid': nn.sigmoid, 'linear': lambda x: x}
+ACTIVATIONS = {'relu': nn.relu, 'sigmoid': nn.sigmoid, 'linear': lambda x: x, 'tanh': jnp.tanh}
 
 
 def example_dropout(x: Array, keep: float, example_keys: Array | None, salt: int) -> Array:

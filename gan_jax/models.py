@@ -7,6 +7,8 @@ layers in `gan_jax.layers`:
   [0, 1]) or linear output, reshaped to the image shape.
 * `MaxoutDiscriminator`: fully connected D of maxout layers with inverted dropout on the input of
   every layer, returning one logit per example.
+* `MLPDiscriminator`: a plain fully connected D on a standardised input, without dropout (the
+  1-D toy of Figure 1).
 * `DeconvGenerator`: the CIFAR-10 convolutional G: fully connected layers, a reshape to a feature
   map and one transposed convolution ("deconvolution") with an untied bias.
 * `MaxoutConvDiscriminator`: the CIFAR-10 convolutional D: maxout convolution layers with
@@ -49,6 +51,8 @@ class MLPGenerator(nn.Module):
     prefix_hidden, prefix_activations, prefix_inits, prefix_bias: optional layers before the
       hidden ones, named pre0, pre1, ... (TFD's second stage: z -> pre* -> pretrained h*, out).
     dtype: the matmuls' compute dtype (layers.COMPUTE_DTYPES); parameters stay float32.
+    output_center, output_scale: G writes output_center + output_scale * (the output layer's
+      activation): data standardised for the networks (config.model.x_center, x_scale).
   """
   hidden: Sequence[int]
   activations: Sequence[str]
@@ -62,6 +66,8 @@ class MLPGenerator(nn.Module):
   prefix_inits: Sequence[str] = ()
   prefix_bias: Sequence[float] = ()
   dtype: jnp.dtype = jnp.float32
+  output_center: float = 0.0
+  output_scale: float = 1.0
 
   @nn.compact
   def __call__(self, z: Array) -> Array:
@@ -73,6 +79,8 @@ class MLPGenerator(nn.Module):
                    kernel_init=layers.make_init(self.output_init), dtype=self.dtype, name='out')(h)
     # The output layer's activation in float32: images are float32 whatever the matmuls ran in.
     out = layers.ACTIVATIONS[self.output_activation](out.astype(jnp.float32))
+    if (self.output_center, self.output_scale) != (0.0, 1.0):
+      out = self.output_center + self.output_scale * out
     return out.reshape((z.shape[0], *self.image_shape))
 
 
@@ -107,6 +115,34 @@ class MaxoutDiscriminator(nn.Module):
       h = layers.maxout(h.reshape((h.shape[0], units, self.pieces)))
     h = layers.example_dropout(h, self.hidden_keep, example_keys, len(self.units))
     return nn.Dense(1, kernel_init=init, dtype=self.dtype, name='y')(h)[:, 0].astype(jnp.float32)
+
+
+class MLPDiscriminator(nn.Module):
+  """D: fully connected layers of one activation, then one sigmoid unit (as a logit); no dropout.
+
+  A plain D for low-dimensional data (Figure 1's toy), where a maxout D with dropout is more than
+  the problem needs. The input is standardised first, (x - input_center) / input_scale, so that
+  the first layer's units (LeCun-normal weights, zero biases, as Flax's Dense) bend where the data
+  are: with zero biases a ReLU net is linear on x > 0 until its biases have grown.
+
+  Attributes:
+    units: widths of the hidden layers.
+    activation: one of layers.ACTIVATIONS.
+    input_center, input_scale: the standardisation of the input.
+  """
+  units: Sequence[int]
+  activation: str = 'relu'
+  input_center: float = 0.0
+  input_scale: float = 1.0
+
+  @nn.compact
+  def __call__(self, x: Array, example_keys: Array | None = None) -> Array:
+    """Returns D's logits, shape [batch]; `example_keys` is accepted and unused (no dropout)."""
+    del example_keys
+    h = (x.reshape((x.shape[0], -1)) - self.input_center) / self.input_scale
+    for i, units in enumerate(self.units):
+      h = layers.ACTIVATIONS[self.activation](nn.Dense(units, name=f'h{i}')(h))
+    return nn.Dense(1, name='y')(h)[:, 0].astype(jnp.float32)
 
 
 class DeconvGenerator(nn.Module):
@@ -221,6 +257,13 @@ def compute_dtype(model_config):
   return layers.COMPUTE_DTYPES[name]
 
 
+def _x_scale(model_config) -> float:
+  if not model_config.x_scale > 0:
+    raise ConfigError(f'config.model.x_scale is the data\'s unit for the networks and must be '
+                      f'positive, got {model_config.x_scale}.')
+  return float(model_config.x_scale)
+
+
 def build_generator(model_config, image_shape: Sequence[int]) -> nn.Module:
   """Builds G from `config.model` by name."""
   name = model_config.generator
@@ -237,7 +280,9 @@ def build_generator(model_config, image_shape: Sequence[int]) -> nn.Module:
         prefix_activations=tuple(model_config.g_pre_activations),
         prefix_inits=tuple(model_config.g_pre_inits),
         prefix_bias=tuple(model_config.g_pre_bias),
-        dtype=compute_dtype(model_config))
+        dtype=compute_dtype(model_config),
+        output_center=float(model_config.x_center),
+        output_scale=_x_scale(model_config))
   if name == 'deconv':
     m = model_config
     feature_shape, kernel, stride = tuple(m.g_reshape), tuple(m.g_deconv_kernel), tuple(
@@ -280,6 +325,13 @@ def build_discriminator(model_config) -> nn.Module:
         input_keep=model_config.d_input_keep,
         hidden_keep=model_config.d_hidden_keep,
         dtype=compute_dtype(model_config))
+  if name == 'mlp':
+    m = model_config
+    if m.d_activation not in layers.ACTIVATIONS:
+      raise ConfigError(f"Unknown model.d_activation '{m.d_activation}': choose one of "
+                        f"{sorted(layers.ACTIVATIONS)} (--config.model.d_activation=...).")
+    return MLPDiscriminator(units=tuple(m.d_units), activation=m.d_activation,
+                            input_center=float(m.x_center), input_scale=_x_scale(m))
   if name == 'maxout_conv':
     m = model_config
     return MaxoutConvDiscriminator(
@@ -298,7 +350,7 @@ def build_discriminator(model_config) -> nn.Module:
 
 
 GENERATORS = ('mlp', 'deconv')
-DISCRIMINATORS = ('maxout_mlp', 'maxout_conv')
+DISCRIMINATORS = ('maxout_mlp', 'maxout_conv', 'mlp')
 
 
 def sample_prior(key: Array, shape: Sequence[int], prior: str) -> Array:

@@ -305,7 +305,7 @@ def test_mnist_quick_is_the_full_run_shortened():
     ('mnist', 'stage=train', 'experiments/mnist.py:quick'),
     ('cifar10', 'quick', r'experiments/cifar10.py \(no argument\)'),
     ('cifar10_conv', 'quick', r'experiments/cifar10_conv.py \(no argument\)'),
-    ('toy1d', 'quick', r'experiments/toy1d.py \(no argument\)'),
+    ('toy1d', 'quick', 'experiments/toy1d.py:short'),
     ('tfd', 'quick', 'experiments/tfd.py:stage=pretrain'),
 ])
 def test_unknown_config_arguments_name_the_valid_ones(name, arg, valid):

@@ -13,7 +13,6 @@ import tensorflow_datasets as tfds
 from conftest import tiny_mnist_config
 from gan_jax import api
 from gan_jax import checkpoint
-from gan_jax import figure1
 from gan_jax import figures
 from gan_jax import models
 
@@ -125,64 +124,6 @@ def test_make_figures_on_a_tiny_mnist_run(tmp_path):
       figures.NEAREST_COLS * tile - 1 + figures.NN_GAP + 28 + 2 * b,
       figures.NEAREST_ROWS * (28 + 2 * b + 1) - 1)
   assert _png_size(paths[2]) == (figures.WALK_STEPS * tile - 1, figures.WALK_ROWS * tile - 1)
-
-
-def _assert_curves_drawn(image):
-  # Black (p_data), green (p_g), blue (D) and light-blue (D*) pixels all occur.
-  pixels = image.reshape(-1, 3).astype(int)
-  for colour in (figure1.BLACK, figure1.GREEN, figure1.BLUE, figure1.LIGHT_BLUE):
-    assert (np.abs(pixels - colour).max(axis=1) < 40).sum() > 100, colour
-
-
-def _toy_panels(means, z_dim_1=True):
-  rng = np.random.default_rng(0)
-  z = np.linspace(*figure1.prior_range('uniform'), figure1.MAP_LINES)
-  return [dict(step=250 * k, samples=rng.normal(m, 0.4, 5000),
-               discriminator=lambda x, m=m: 1.0 / (1.0 + np.exp(x - m - 1.0)),
-               z=z if z_dim_1 else None, g_of_z=m + z if z_dim_1 else None)
-          for k, m in enumerate(means)]
-
-
-def test_draw_toy_figure_is_deterministic_and_shows_its_input():
-  panels = _toy_panels([0.0, 3.0, 4.0])
-  image = figure1.draw_toy_figure(panels, 4.0, 0.5)
-  assert image.shape == (figure1.HEIGHT, 3 * figure1.PANEL_W, 3) and image.dtype == np.uint8
-  _assert_curves_drawn(image)
-  np.testing.assert_array_equal(image, figure1.draw_toy_figure(panels, 4.0, 0.5))
-  # Another G (or p_data) draws another figure; a z of several dimensions draws no map.
-  assert not np.array_equal(image, figure1.draw_toy_figure(_toy_panels([0.0, 2.0, 4.0]), 4.0,
-                                                            0.5))
-  assert not np.array_equal(image, figure1.draw_toy_figure(panels, 3.5, 0.5))
-  no_map = figure1.draw_toy_figure(_toy_panels([0.0, 3.0, 4.0], z_dim_1=False), 4.0, 0.5)
-  assert no_map.shape == image.shape and not np.array_equal(image, no_map)
-
-
-def test_make_figures_draws_figure1_for_toy1d(tmp_path):
-  from experiments import toy1d  # pylint: disable=g-import-not-at-top
-
-  config = toy1d.get_config()
-  config.data.toy_size = 400
-  config.train.update(batch_size=100, num_steps=8, checkpoint_every=2, log_every=2,
-                      steps_per_call=2, sample_every=8)
-  workdir = str(tmp_path / 'toy')
-  api.train_and_evaluate(config, workdir)
-  paths = figures.make_figures(config, workdir)
-  assert paths == [os.path.join(workdir, 'figures', 'figure1.png')]
-  # Panels: the initial state and 3 of the 4 checkpoints (2, 4, 8 and 6 or 4).
-  size = (figures.TOY_PANELS * figure1.PANEL_W, figure1.HEIGHT)
-  assert _png_size(paths[0]) == size
-  _assert_curves_drawn(np.asarray(Image.open(paths[0])))
-  # Up to step 2: the initial state and one checkpoint, so two panels.
-  figures.make_figures(config, workdir, step=2)
-  assert _png_size(paths[0]) == (2 * figure1.PANEL_W, size[1])
-  with pytest.raises(checkpoint.CheckpointError, match='step 3'):
-    figures.make_figures(config, workdir, step=3)
-
-
-def test_pick_steps_spreads_geometrically_and_keeps_the_ends():
-  steps = list(range(250, 8001, 250))
-  assert figures._pick_steps(steps, 3) == [250, 1500, 8000]  # pylint: disable=protected-access
-  assert figures._pick_steps([2, 4], 3) == [2, 4]  # pylint: disable=protected-access
 
 
 def test_toy1d_data_is_drawn_deterministically_and_checked():

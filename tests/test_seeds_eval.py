@@ -20,6 +20,8 @@ from gan_jax import evaluation
 from gan_jax import experiment
 from gan_jax import figures
 from gan_jax import state as state_lib
+from gan_jax import toy as toy_lib
+from gan_jax import toy_figures
 from gan_jax import workdir as workdir_lib
 from gan_jax.errors import ConfigError
 from results import table1
@@ -198,23 +200,26 @@ def test_figures_are_drawn_per_seed_as_their_single_seed_runs(run):
   assert open(paths[0], 'rb').read() != open(paths[3], 'rb').read()  # Two seeds, two Gs.
 
 
-def test_toy1d_figure1_per_seed(tmp_path):
+def test_toy1d_figure1_per_seed(tmp_path, monkeypatch):
   from experiments import toy1d  # pylint: disable=g-import-not-at-top
 
+  monkeypatch.setattr(toy_figures, 'INNER_LOOP', toy_lib.InnerLoop(10, 256, 1e-2))
   config = toy1d.get_config()
   config.data.toy_size = 400
   config.train.update(batch_size=100, num_steps=4, checkpoint_every=2, log_every=2,
-                      steps_per_call=2, sample_every=4)
+                      steps_per_call=2, sample_every=4, keep_checkpoints=3)
   config.num_seeds = 2
   workdir = str(tmp_path / 'toy')
   api.train_and_evaluate(config, workdir)
   paths = figures.make_figures(config, workdir)
-  assert paths == [os.path.join(workdir, f'seed_{s}', 'figures', 'figure1.png') for s in (0, 1)]
+  names = ('figure1.png', 'figure1.json', 'figure1.gif')
+  assert paths == [os.path.join(workdir, f'seed_{s}', 'figures', n) for s in (0, 1) for n in names]
   singles = _slice_run(config, workdir, str(tmp_path / 'sliced'), (1, 1, 1), 400)
-  for seed, path in zip((0, 1), paths):
+  for seed in (0, 1):
     single = figures.make_figures(workdir_lib.seed_config(config, seed), singles[seed])
-    assert open(path, 'rb').read() == open(single[0], 'rb').read()
-  assert open(paths[0], 'rb').read() != open(paths[1], 'rb').read()
+    for path, alone in zip(paths[3 * seed:3 * seed + 3], single):
+      assert open(path, 'rb').read() == open(alone, 'rb').read(), path
+  assert open(paths[0], 'rb').read() != open(paths[3], 'rb').read()
 
 
 def test_table1_reports_a_run_of_several_seeds_as_mean_and_sd(run, tmp_path):
