@@ -2,6 +2,8 @@ r"""Trains or evaluates a GAN of Goodfellow et al. (2014).
 
   python launch.py --config=experiments/mnist.py --workdir=runs/mnist
   python launch.py --config=experiments/mnist.py --workdir=runs/mnist --mode=eval
+  python launch.py --config=experiments/mnist.py --workdir=runs/mnist --mode=eval \
+      --config.eval.method=ais   # or sample_quality
 
 Config fields are overridden with --config.<section>.<field>=value. Running the same command on
 the same workdir resumes from its newest checkpoint. Other packages' INFO lines (orbax, TFDS, JAX)
@@ -22,8 +24,9 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory holding the run (config, logs, checkpoints).')
 flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'figures'],
-                  'train: train (and resume); eval: the Parzen protocol on a checkpoint; figures: '
-                  "the paper's Figures 2-3 (and 1 for toy1d) from a checkpoint.")
+                  'train: train (and resume); eval: config.eval.method on a checkpoint (the '
+                  "paper's Parzen protocol by default; ais; sample_quality); figures: the paper's "
+                  'Figures 2-3 (and 1 for toy1d) from a checkpoint.')
 flags.DEFINE_integer('step', None, 'eval/figures: the checkpoint step to use (default: newest).')
 flags.DEFINE_bool('allow_config_change', False, 'Resume a workdir whose run had another config.')
 # Several processes (hosts): the names of jax.distributed.initialize's arguments.

@@ -29,6 +29,9 @@ FREE_FORM = ('stages',)
 def base_config() -> ml_collections.ConfigDict:
   """The whole schema with its defaults (locked): the MNIST recipe, added fields off."""
   config = ml_collections.ConfigDict()
+  # 'gan'; experiments/mnist_classifier.py's config says 'classifier' (its own schema: the
+  # classifier whose features gan_jax's sample-quality metrics use).
+  config.task = 'gan'
   config.seed = 0
   # > 1: seeds seed, seed + 1, ..., seed + num_seeds - 1 trained as independent GANs in one
   # compiled program (every leaf of the state gains a leading seed axis); each seed's outputs in
@@ -147,6 +150,10 @@ def base_config() -> ml_collections.ConfigDict:
   ))
 
   config.eval = ml_collections.ConfigDict(dict(
+      # What --mode=eval runs: 'parzen' (the paper's protocol), 'ais' (annealed importance
+      # sampling with BDMC bounds, Wu et al. 2017) or 'sample_quality' (classifier-feature FID,
+      # KID, precision/recall/density/coverage, classifier score, memorisation).
+      method='parzen',
       every=10_000,               # A cheap Parzen estimate on validation data (0 = off).
       parzen=ml_collections.ConfigDict(dict(
           num_samples=10_000,     # The paper's protocol (--mode=eval).
@@ -160,6 +167,32 @@ def base_config() -> ml_collections.ConfigDict:
           # (post-hoc Polyak averaging; not the paper's protocol). Keep enough checkpoints.
           g_average=0,
           g_ema=False,  # Score / draw the EMA of G (needs train.g_ema_decay > 0).
+          seed=1,
+      )),
+      ais=ml_collections.ConfigDict(dict(
+          num_test=1_000,         # The first num_test test images are scored.
+          num_chains=16,          # Wu et al.'s setting: 16 chains, ...
+          num_temps=1_000,        # ... temperatures on a sigmoid schedule (they used thousands), ...
+          leapfrog_steps=10,      # ... and 10 leapfrog steps per HMC move.
+          obs_std=0.0,            # p(x|z) = N(G(z), obs_std^2 I); 0 = chosen from obs_stds ...
+          obs_stds=(0.05, 0.1, 0.15, 0.2, 0.3),  # MNIST G: best near 0.2 (results/README.md).
+          valid_size=100,         # ... by AIS on the first valid_size validation images.
+          bdmc_examples=100,      # Images simulated from G for the BDMC bounds (0 = skip).
+          batch_size=100,         # Images per AIS batch (each with num_chains chains).
+          seed=2,
+      )),
+      sample_quality=ml_collections.ConfigDict(dict(
+          num_samples=10_000,     # G's samples, scored against the whole test split.
+          classifier='mnist',     # The shipped classifier whose features are used.
+          kid_subsets=100,        # KID: mean +- sd of the unbiased MMD^2 over this many ...
+          kid_subset_size=1_000,  # ... subsets of this size.
+          nearest_k=5,            # k of precision / recall / density / coverage (Naeem et al.).
+          # 'train': 10,000 training images as the samples (the memoriser); 'valid': validation
+          # images (held-out real data: the floor); '' = G's samples.
+          data_as_samples='',
+          in_training=False,      # True: a cheap FID / KID every eval.every steps in training ...
+          train_num_samples=2_000,  # ... from this many samples against as many test images.
+          batch_size=1_000,
           seed=1,
       )),
   ))

@@ -22,12 +22,13 @@ import numpy as np
 
 from gan_jax import checkpoint
 from gan_jax import data
-from gan_jax import evaluation
 from gan_jax import experiment
 from gan_jax import models
 from gan_jax import optim
 from gan_jax import parallel
+from gan_jax import parzen_protocol
 from gan_jax import progress
+from gan_jax import quality_protocol
 from gan_jax import state as state_lib
 from gan_jax import train_step
 from gan_jax import validation
@@ -258,11 +259,16 @@ class Trainer:
                                   normalisation=config.data.preprocessing)
         writers.save_png(os.path.join(out.directory, 'samples', f'step_{step:08d}.png'), grid)
       if self._due(step, config.eval.every):
-        estimate = evaluation.training_estimate(self.exp, g_params, self.valid_images)
+        estimate = parzen_protocol.training_estimate(self.exp, g_params, self.valid_images)
+        quality = ''
+        if config.eval.sample_quality.in_training:
+          estimate.update(quality_protocol.training_estimate(self.exp, g_params,
+                                                             self.valid_images))
+          quality = f'; FID {estimate["fid_valid"]:.3g}, KID {estimate["kid_valid"]:.3g}'
         out.metric_writer.write(step, estimate)
-        logging.info('step %d  %sParzen estimate on validation: %.1f nats (sigma %.3f)', step,
+        logging.info('step %d  %sParzen estimate on validation: %.1f nats (sigma %.3f)%s', step,
                      f'seed {out.seed}  ' if self.exp.stacked else '',
-                     estimate['parzen_valid'], estimate['parzen_sigma'])
+                     estimate['parzen_valid'], estimate['parzen_sigma'], quality)
         results[out.seed].update(estimate)
     if self._due(step, config.train.checkpoint_every):
       unlogged = progress.PendingMetrics(step) if self._is_log_step(step) else pending

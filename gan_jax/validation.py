@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 
+from gan_jax import classifier
 from gan_jax import data
 from gan_jax import layers
 from gan_jax import losses
@@ -157,3 +158,33 @@ def validate(config, device_count: int) -> None:
   if not len(p.sigmas) or min(p.sigmas) <= 0:
     raise ConfigError(f'config.eval.parzen.sigmas must be non-empty and positive, got '
                       f'{tuple(p.sigmas)}.')
+  _check_eval_methods(e)
+
+
+def _check_eval_methods(e) -> None:
+  """config.eval.method and the AIS / sample-quality settings."""
+  _choice(e.method, ('parzen', 'ais', 'sample_quality'), 'eval.method')
+  if e.parzen.data_as_samples and e.method != 'parzen':
+    raise ConfigError(f'config.eval.parzen.data_as_samples=True applies to the parzen method, '
+                      f'not {e.method!r}: use --config.eval.sample_quality.data_as_samples=train '
+                      'for sample quality (AIS scores a generator only).')
+  a = e.ais
+  for field in ('num_test', 'num_chains', 'num_temps', 'leapfrog_steps', 'valid_size',
+                'batch_size'):
+    _positive(a[field], f'eval.ais.{field}', integer=True)
+  if a.bdmc_examples < 0:
+    raise ConfigError(f'config.eval.ais.bdmc_examples must be >= 0 (0 = no BDMC bounds), got '
+                      f'{a.bdmc_examples}.')
+  if a.obs_std < 0:
+    raise ConfigError(f'config.eval.ais.obs_std must be > 0 (or 0: chosen on validation images '
+                      f'from obs_stds), got {a.obs_std}.')
+  if not a.obs_std and (not len(a.obs_stds) or min(a.obs_stds) <= 0):
+    raise ConfigError(f'config.eval.ais.obs_stds must be non-empty and positive, got '
+                      f'{tuple(a.obs_stds)}.')
+  q = e.sample_quality
+  for field in ('num_samples', 'kid_subsets', 'kid_subset_size', 'nearest_k',
+                'train_num_samples', 'batch_size'):
+    _positive(q[field], f'eval.sample_quality.{field}', integer=True)
+  _choice(q.data_as_samples, ('', 'train', 'valid'), 'eval.sample_quality.data_as_samples')
+  if e.method == 'sample_quality' or q.in_training:
+    classifier.shipped(q.classifier)  # Its features must exist: a one-line error otherwise.

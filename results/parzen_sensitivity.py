@@ -32,6 +32,7 @@ from gan_jax import data
 from gan_jax import evaluation
 from gan_jax import experiment
 from gan_jax import parzen
+from gan_jax import parzen_protocol
 from results import table1
 
 
@@ -46,11 +47,11 @@ def sensitivity(config, workdir: str, step: int | None, num_samples: list[int],
   p = config.eval.parzen
   splits = data.load_splits(config.data, ('train', 'valid', 'test') if data_as_samples
                             else ('valid', 'test'))
-  valid, test = evaluation.flat(splits['valid'][:p.valid_size]), evaluation.flat(splits['test'])
+  valid, test = parzen_protocol.flat(splits['valid'][:p.valid_size]), parzen_protocol.flat(splits['test'])
   paper, fine = np.asarray(p.sigmas, np.float64), np.logspace(-1, 0, fine_sigmas)
   grid = np.unique(np.concatenate([paper, fine]))  # One pass scores both grids.
   if data_as_samples:
-    train = evaluation.flat(splits['train'])
+    train = parzen_protocol.flat(splits['train'])
     if max(num_samples) > len(train):
       raise data.DataError(f'--num_samples={max(num_samples)} exceeds the {len(train)} '
                            'training images: lower it.')
@@ -60,7 +61,7 @@ def sensitivity(config, workdir: str, step: int | None, num_samples: list[int],
     exp = experiment.build(config, splits['valid'].shape[1:])
     with checkpoint.Checkpointer.of_run(workdir) as ckpt:
       g_params, restored, _ = evaluation.restore_generator(ckpt, exp.g_shapes(), step)
-    draw = lambda n, s: evaluation.flat(exp.generate(g_params, n, jax.random.key(s), p.batch_size))
+    draw = lambda n, s: parzen_protocol.flat(exp.generate(g_params, n, jax.random.key(s), p.batch_size))
 
   def pick(sigmas, valid_curve, test_ll):
     i = int(np.argmax(valid_curve))
