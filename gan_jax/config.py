@@ -46,7 +46,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.stage = ''        # One stage to run; '' = every stage, in stage_order.
 
   config.data = ml_collections.ConfigDict(dict(
-      name='mnist',       # gan_jax.data.DATASETS: mnist, cifar10, tfd, tfd96, toy1d.
+      name='mnist',  # gan_jax.data.DATASETS: mnist, cifar10, tfd, tfd96, toy1d, ring8, grid25.
       data_dir='',        # '' = TFDS's default (TFDS_DATA_DIR or ~/tensorflow_datasets).
       manual_dir='',      # A folder of raw files for an offline prepare (e.g. the 4 IDX .gz).
       idx_dir='',         # A folder of MNIST's original IDX .gz files: read directly, no TFDS.
@@ -63,6 +63,12 @@ def base_config() -> ml_collections.ConfigDict:
       toy_std=0.5,
       toy_size=10_000,
       toy_seed=0,
+      # The 2-D Gaussian mixtures 'ring8' and 'grid25' (experiments/mog2d.py), drawn in code with
+      # toy_seed, toy_size examples per split: the components' std (0 = the mixture's default,
+      # 0.02 for ring8, 0.05 for grid25), ring8's radius, grid25's spacing.
+      mixture_std=0.0,
+      mixture_radius=2.0,
+      mixture_spacing=2.0,
   ))
 
   config.model = ml_collections.ConfigDict(dict(

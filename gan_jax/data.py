@@ -38,7 +38,13 @@ DATASETS = {
     'tfd96': DatasetSpec('tfd/96x96_fold0', manual=True),
     # Figure 1's 1-D toy problem: N(toy_mean, toy_std^2), see experiments/toy1d.py.
     'toy1d': DatasetSpec('', synthetic=True),
+    # 2-D Gaussian mixtures of the mode-collapse benchmarks (Metz et al. 2017; Srivastava et al.
+    # 2017), see experiments/mog2d.py: 8 modes on a circle, 25 on a 5x5 grid.
+    'ring8': DatasetSpec('', synthetic=True),
+    'grid25': DatasetSpec('', synthetic=True),
 }
+# Each mixture's default component std (config.data.mixture_std = 0), as in those papers.
+MIXTURE_STDS = {'ring8': 0.02, 'grid25': 0.05}
 SYNTHETIC_SPLITS = ('train', 'valid', 'test')
 PREPROCESSING = ('unit', 'gcn')
 
@@ -123,15 +129,8 @@ def preprocess(images: np.ndarray, kind: str, gcn_scale: float = 55.0) -> np.nda
   raise DataError(f"Unknown preprocessing '{kind}': choose one of {PREPROCESSING}.")
 
 
-def _synthetic_split(data_config, split: str) -> np.ndarray:
-  """Draws `toy_size` samples of N(toy_mean, toy_std^2) as float32 [N, 1, 1, 1].
-
-  The draw depends only on (toy_seed, split), so every run and process sees the same data.
-  `preprocessing` does not apply: the samples are used as drawn.
-  """
-  if split not in SYNTHETIC_SPLITS:
-    raise DataError(f"Split '{split}' of the synthetic dataset '{data_config.name}' is unknown: "
-                    f"use one of {SYNTHETIC_SPLITS} in config.data.*_split.")
+def _toy1d_split(data_config, split: str) -> np.ndarray:
+  """Draws `toy_size` samples of N(toy_mean, toy_std^2) as float32 [N, 1, 1, 1]."""
   size, std = int(data_config.toy_size), float(data_config.toy_std)
   if size <= 0 or std <= 0:
     raise DataError(f'config.data.toy_size and config.data.toy_std must be positive, got '
@@ -139,6 +138,71 @@ def _synthetic_split(data_config, split: str) -> np.ndarray:
   rng = np.random.default_rng([int(data_config.toy_seed), SYNTHETIC_SPLITS.index(split)])
   x = rng.normal(float(data_config.toy_mean), std, size)
   return x.astype(np.float32).reshape(size, 1, 1, 1)
+
+
+def mixture_centres(name: str, *, radius: float = 2.0, spacing: float = 2.0) -> np.ndarray:
+  """The modes' centres of a 2-D mixture, float32 [K, 2].
+
+  Args:
+    name: 'ring8' (8 centres evenly on a circle of `radius`, the first at (radius, 0)) or
+      'grid25' (a 5x5 grid of `spacing`, centred on the origin: -2 * spacing ... 2 * spacing).
+    radius: ring8's radius.
+    spacing: grid25's spacing.
+
+  Raises:
+    DataError: an unknown name, or a radius or spacing <= 0.
+  """
+  if name not in MIXTURE_STDS:
+    raise DataError(f"Unknown mixture '{name}': choose one of {sorted(MIXTURE_STDS)}.")
+  if name == 'ring8':
+    if not radius > 0:
+      raise DataError(f'config.data.mixture_radius must be positive, got {radius}: use 2.0, the '
+                      "papers' radius.")
+    angles = 2 * np.pi * np.arange(8) / 8
+    return (radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)).astype(np.float32)
+  if not spacing > 0:
+    raise DataError(f'config.data.mixture_spacing must be positive, got {spacing}: use 2.0, the '
+                    "papers' spacing.")
+  ticks = spacing * np.arange(-2, 3)
+  return np.stack(np.meshgrid(ticks, ticks, indexing='ij'), axis=-1).reshape(25, 2).astype(
+      np.float32)
+
+
+def mixture_std(name: str, std: float = 0.0) -> float:
+  """The components' std: `std`, or the mixture's default (MIXTURE_STDS) when it is 0."""
+  if name not in MIXTURE_STDS:
+    raise DataError(f"Unknown mixture '{name}': choose one of {sorted(MIXTURE_STDS)}.")
+  if std < 0:
+    raise DataError(f'config.data.mixture_std must be positive, got {std}: use 0 for the '
+                    f'default {MIXTURE_STDS[name]} of {name}.')
+  return float(std) or MIXTURE_STDS[name]
+
+
+def _mixture_split(data_config, split: str) -> np.ndarray:
+  """Draws `toy_size` points of an equal-weight 2-D mixture as float32 [N, 1, 1, 2]."""
+  name, size = data_config.name, int(data_config.toy_size)
+  centres = mixture_centres(name, radius=float(data_config.mixture_radius),
+                            spacing=float(data_config.mixture_spacing))
+  std = mixture_std(name, float(data_config.mixture_std))
+  if size <= 0:
+    raise DataError(f'config.data.toy_size (points per split) must be positive, got {size}.')
+  rng = np.random.default_rng([int(data_config.toy_seed), SYNTHETIC_SPLITS.index(split)])
+  x = centres[rng.integers(len(centres), size=size)] + rng.normal(0.0, std, (size, 2))
+  return x.astype(np.float32).reshape(size, 1, 1, 2)
+
+
+def _synthetic_split(data_config, split: str) -> np.ndarray:
+  """Draws a split of a synthetic dataset: toy1d as [N, 1, 1, 1], ring8 / grid25 as [N, 1, 1, 2].
+
+  The draw depends only on (toy_seed, split), so every run and process sees the same data.
+  `preprocessing` does not apply: the samples are used as drawn.
+  """
+  if split not in SYNTHETIC_SPLITS:
+    raise DataError(f"Split '{split}' of the synthetic dataset '{data_config.name}' is unknown: "
+                    f"use one of {SYNTHETIC_SPLITS} in config.data.*_split.")
+  if data_config.name in MIXTURE_STDS:
+    return _mixture_split(data_config, split)
+  return _toy1d_split(data_config, split)
 
 
 # The original MNIST files (yann.lecun.com's names), read by `_idx_split` without TensorFlow.
