@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from gan_jax import neighbours
 from gan_jax import parallel
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -54,17 +55,8 @@ def _round_up(n: int, k: int) -> int:
 
 
 def _check_2d(name: str, a) -> np.ndarray:
-  a = np.asarray(a)
-  if a.ndim != 2:
-    raise ValueError(f'{name} must be a 2-D [n, d] array (flatten images first), '
-                     f'got shape {a.shape}.')
-  if a.shape[0] == 0 or a.shape[1] == 0:
-    raise ValueError(f'{name} is empty (shape {a.shape}); pass at least one row and one feature.')
-  if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-    raise ValueError(f'{name} must be a real numeric array, got dtype {a.dtype}.')
-  if not np.all(np.isfinite(a)):
-    raise ValueError(f'{name} contains NaN or Inf; remove or fix those rows first.')
-  return a.astype(np.float32, copy=False)
+  """`a` as a float32 [n, d] array, or neighbours.as_matrix's one-line ValueError."""
+  return neighbours.as_matrix(name, a).astype(np.float32, copy=False)
 
 
 def _check_sigmas(sigmas) -> np.ndarray:
