@@ -158,7 +158,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict(dict(
       # What --mode=eval runs: 'parzen' (the paper's protocol), 'ais' (annealed importance
       # sampling with BDMC bounds, Wu et al. 2017) or 'sample_quality' (classifier-feature FID,
-      # KID, precision/recall/density/coverage, classifier score, memorisation).
+      # KID, precision/recall/density/coverage, classifier score, memorisation); 'modes' (modes
+      # covered of a 2-D mixture, experiments/mog2d.py).
       method='parzen',
       every=10_000,               # A cheap Parzen estimate on validation data (0 = off).
       parzen=ml_collections.ConfigDict(dict(
@@ -199,6 +200,11 @@ def base_config() -> ml_collections.ConfigDict:
           in_training=False,      # True: a cheap FID / KID every eval.every steps in training ...
           train_num_samples=2_000,  # ... from this many samples against as many test images.
           batch_size=1_000,
+          seed=1,
+      )),
+      modes=ml_collections.ConfigDict(dict(
+          num_samples=2_500,  # As VEEGAN and PacGAN.
+          min_count=20,       # Samples within 3 std of a centre that cover its mode.
           seed=1,
       )),
   ))

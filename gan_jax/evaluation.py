@@ -1,8 +1,9 @@
 """--mode=eval: a protocol run on a checkpoint's G (or on data as samples), its record written.
 
 The protocol is `config.eval.method`: 'parzen' (the paper's, gan_jax.parzen_protocol), 'ais'
-(annealed importance sampling with BDMC bounds, gan_jax.ais_protocol) or 'sample_quality'
-(classifier-feature FID, KID, precision/recall, memorisation: gan_jax.quality_protocol). Each is a
+(annealed importance sampling with BDMC bounds, gan_jax.ais_protocol), 'sample_quality'
+(classifier-feature FID, KID, precision/recall, memorisation: gan_jax.quality_protocol) or
+'modes' (modes covered of a 2-D mixture: gan_jax.modes_protocol). Each is a
 module with the same few names (NAME, SPLITS, HEADLINE, SHARED, score_generator, describe, ...);
 this driver restores G (the plain G, G averaged over checkpoints, or its EMA), names the output
 (`<method>.json`, `<method>_step_N.json` with --step, a suffix for an averaged G) and handles a
@@ -26,6 +27,7 @@ from gan_jax import ais_protocol
 from gan_jax import checkpoint
 from gan_jax import data
 from gan_jax import experiment
+from gan_jax import modes_protocol
 from gan_jax import parzen_protocol
 from gan_jax import quality_protocol
 from gan_jax import state as state_lib
@@ -36,7 +38,8 @@ from gan_jax.errors import CheckpointError
 from gan_jax.errors import ConfigError
 from gan_jax.errors import DataError
 
-METHODS = {m.NAME: m for m in (parzen_protocol, ais_protocol, quality_protocol)}
+METHODS = {m.NAME: m for m in (parzen_protocol, ais_protocol, quality_protocol,
+                                modes_protocol)}
 
 
 def step_json_name(step: int, method: str = 'parzen') -> str:

@@ -158,12 +158,12 @@ def validate(config, device_count: int) -> None:
   if not len(p.sigmas) or min(p.sigmas) <= 0:
     raise ConfigError(f'config.eval.parzen.sigmas must be non-empty and positive, got '
                       f'{tuple(p.sigmas)}.')
-  _check_eval_methods(e)
+  _check_eval_methods(e, config.data.name)
 
 
-def _check_eval_methods(e) -> None:
+def _check_eval_methods(e, data_name: str) -> None:
   """config.eval.method and the AIS / sample-quality settings."""
-  _choice(e.method, ('parzen', 'ais', 'sample_quality'), 'eval.method')
+  _choice(e.method, ('parzen', 'ais', 'sample_quality', 'modes'), 'eval.method')
   if e.parzen.data_as_samples and e.method != 'parzen':
     raise ConfigError(f'config.eval.parzen.data_as_samples=True applies to the parzen method, '
                       f'not {e.method!r}: use --config.eval.sample_quality.data_as_samples=train '
@@ -188,3 +188,9 @@ def _check_eval_methods(e) -> None:
   _choice(q.data_as_samples, ('', 'train', 'valid'), 'eval.sample_quality.data_as_samples')
   if e.method == 'sample_quality' or q.in_training:
     classifier.shipped(q.classifier)  # Its features must exist: a one-line error otherwise.
+  for field in ('num_samples', 'min_count'):
+    _positive(e.modes[field], f'eval.modes.{field}', integer=True)
+  if e.method == 'modes' and data_name not in data.MIXTURE_STDS:
+    raise ConfigError(f"config.eval.method=modes counts the modes of a 2-D mixture "
+                      f"({', '.join(sorted(data.MIXTURE_STDS))}: experiments/mog2d.py), not "
+                      f"'{data_name}'.")

@@ -161,6 +161,7 @@ def test_quality_estimate_is_logged_in_training(tmp_path):
     ('sample_quality.data_as_samples', 'test',
      "Unknown eval.sample_quality.data_as_samples 'test'"),
     ('sample_quality.classifier', 'cifar10', "gan_jax ships no classifier for 'cifar10'"),
+    ('modes.min_count', 0, 'config.eval.modes.min_count must be positive'),
 ])
 def test_bad_settings_are_one_line_and_write_nothing(run, field, value, message):
   config = _ais(tiny_mnist_config(num_steps=4))

@@ -4,14 +4,19 @@ experiments/mog2d.py."""
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 
+from conftest import tiny_mnist_config
 from experiments import mog2d
 from gan_jax import api
+from gan_jax import checkpoint
 from gan_jax import data
+from gan_jax import experiment
 from gan_jax import modes
 from gan_jax import validation
+from gan_jax.errors import ConfigError
 from gan_jax.errors import DataError
 
 RING8_STD, GRID25_STD = 0.02, 0.05
@@ -218,3 +223,56 @@ def test_grid25_variant_and_unknown_variant():
   assert mog2d.get_config().data.name == 'ring8'
   with pytest.raises(ValueError, match='ring8'):
     mog2d.get_config('ring9')
+
+
+def _trained_ring8(workdir, num_seeds=1):
+  config = ring8_config()
+  config.num_seeds = num_seeds
+  config.train.batch_size, config.train.num_steps, config.train.steps_per_call = 64, 10, 10
+  config.train.log_every = config.train.checkpoint_every = config.train.sample_every = 10
+  config.eval.method = 'modes'
+  config.eval.modes.num_samples = 500
+  api.train_and_evaluate(config, workdir)
+  return config
+
+
+def test_eval_modes_writes_modes_json(tmp_path):
+  workdir = str(tmp_path / 'run')
+  config = _trained_ring8(workdir)
+  record = api.evaluate(config, workdir)
+  with open(os.path.join(workdir, 'modes.json')) as f:
+    assert json.load(f) == record
+  assert record['mixture'] == 'ring8' and record['num_modes'] == 8
+  assert record['num_samples'] == 500 and record['min_count'] == 20 and record['step'] == 10
+  assert record['mixture_std'] == RING8_STD and 0 <= record['modes_covered'] <= 8
+  assert 0 <= record['high_quality'] <= 1
+  # The record's numbers are the metric's on the same samples of the restored G.
+  exp = experiment.build(config, (1, 1, 2))
+  with checkpoint.Checkpointer.of_run(workdir) as ckpt:
+    g_params, _ = ckpt.restore_params('g_params', None, exp.g_shapes())
+  samples = exp.generate(g_params, 500, jax.random.key(config.eval.modes.seed), 500)
+  again = modes.mode_coverage(samples.reshape(500, 2), data.mixture_centres('ring8'), RING8_STD)
+  assert again['modes_covered'] == record['modes_covered']
+  assert again['high_quality'] == record['high_quality']
+
+
+def test_eval_modes_over_seeds(tmp_path):
+  workdir = str(tmp_path / 'seeds')
+  config = _trained_ring8(workdir, num_seeds=2)
+  summary = api.evaluate(config, workdir)
+  per_seed = []
+  for s in (0, 1):
+    with open(os.path.join(workdir, f'seed_{s}', 'modes.json')) as f:
+      per_seed.append(json.load(f))
+  assert [e['modes_covered'] for e in summary['per_seed']] == [
+      r['modes_covered'] for r in per_seed]
+  assert summary['modes_covered'] == pytest.approx(np.mean([r['modes_covered'] for r in per_seed]))
+  assert summary['num_modes'] == 8
+
+
+def test_eval_modes_on_images_is_a_one_line_error(tmp_path):
+  config = tiny_mnist_config()
+  config.eval.method = 'modes'
+  with pytest.raises(ConfigError, match="counts the modes of a 2-D mixture .*not 'mnist'"):
+    api.evaluate(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()
