@@ -17,7 +17,6 @@ import time
 from absl import logging
 import jax
 from jax.tree_util import Partial
-import numpy as np
 
 from gan_jax import ais
 from gan_jax import experiment
@@ -62,8 +61,8 @@ def score_generator(exp: experiment.Experiment, g_params, splits: dict, record: 
   """AIS log p(x) of the first config.eval.ais.num_test test images under G (obs_std chosen on
   the first valid_size validation images unless given), with the BDMC bounds; `record` updated."""
   a = exp.config.eval.ais
-  test = _flat(splits['test'][:a.num_test])
-  valid = _flat(splits['valid'][:a.valid_size])
+  # ais.evaluate flattens the images (and checks them against G's output).
+  test, valid = splits['test'][:a.num_test], splits['valid'][:a.valid_size]
   # G's parameters are the Partial's traced leaves: every G of this model shares one compile.
   generator = Partial(_rows(exp.g_model), g_params)
   result = ais.evaluate(generator, test, valid, jax.random.key(a.seed), settings(exp.config),
@@ -87,10 +86,6 @@ def score_generator(exp: experiment.Experiment, g_params, splits: dict, record: 
 def _rows(g_model):
   """G(z) as rows [B, H*W*C], one function per model (flax modules hash by their fields)."""
   return lambda g_params, z: g_model.apply(g_params, z).reshape(z.shape[0], -1)
-
-
-def _flat(images) -> np.ndarray:
-  return np.asarray(images, np.float32).reshape(len(images), -1)
 
 
 def per_seed_fields(record: dict) -> dict:

@@ -133,7 +133,7 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
   record = {'dataset': config.data.name, 'valid_split': config.data.valid_split,
             'test_split': config.data.test_split}
   if reference:
-    return _score_data(config, method, splits, record, workdir)
+    return _score_data(config, method, reference, splits, (record, workdir))
   check_num_seeds(config, workdir)
   exp = experiment.build(config, splits['test'].shape[1:])
   p = config.eval.parzen  # Which G: g_average / g_ema apply to every method.
@@ -156,10 +156,11 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
   return _report(method, record, os.path.join(workdir, name))
 
 
-def _score_data(config, method, splits: dict, record: dict, workdir: str) -> dict:
-  """A reference row: the images of a data split scored as if they were G's samples."""
+def _score_data(config, method, split: str, splits: dict, where: tuple) -> dict:
+  """A reference row: the images of `split` scored as if they were G's samples; `where` is
+  (the record's head, the workdir)."""
+  record, workdir = where
   start = time.time()
-  split = method.data_samples(config)
   wanted, field = method.samples_needed(config)
   if len(splits[split]) < wanted:
     raise DataError(f'Data as samples needs {wanted} images of the {split} split, it has '

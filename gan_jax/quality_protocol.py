@@ -38,10 +38,6 @@ def samples_needed(config) -> tuple[int, str]:
   return config.eval.sample_quality.num_samples, 'config.eval.sample_quality.num_samples'
 
 
-def _flat(images) -> np.ndarray:
-  return np.asarray(images, np.float32).reshape(len(images), -1)
-
-
 def _settings(q, num_samples: int) -> metrics.SummarySettings:
   return metrics.SummarySettings(nearest_k=q.nearest_k, kid_subsets=q.kid_subsets,
                                  kid_subset_size=min(q.kid_subset_size, num_samples))
