@@ -4,10 +4,11 @@
 * `pushforward_density`: p_g for a G of a 1-D z, from G on a fine grid of z: G is taken as
   linear between grid points, so each interval of z carries its prior mass evenly onto
   [G(z_i), G(z_i+1)]. For a monotone G this is the change of variables p_g(x) = p_z(z) / |G'(z)|
-  at z = G^-1(x); the branches of a non-monotone G add up.
+  at z = G^-1(x); the branches of a non-monotone G add up. `pushforward_cdf` is its integral.
 * `optimal_discriminator`: D*(x) = p_data / (p_data + p_g) of Proposition 1.
 * `Toy`: one G and D of a 1-D problem: samples, D on a grid, p_g, the panel's numbers, D trained
-  alone against a fixed G (Algorithm 1's inner loop run to convergence) and one G update.
+  alone against a fixed G (Algorithm 1's inner loop run to convergence: on samples,
+  `InnerLoop`, or on the population objective itself, `ExactInnerLoop`) and one G update.
 
 Kernels: pure functions of arrays and Flax apply functions; they know nothing of files or configs.
 """
@@ -31,9 +32,12 @@ from gan_jax import models
 # ([2, 6] for N(4, 0.5^2)), and on its centre, mean +- 2 sd (95% of p_data; [3, 5]).
 SUPPORT_SDS, CENTRAL_SDS = 4.0, 2.0
 GRID_POINTS = 801  # x grid of an interval for those maxima.
+# ... and without x this close (in sd) to a jump of D*, which a continuous D can only approach.
+JUMP_SDS = 0.05
 Z_GRID_POINTS = 4_001  # z grid for the pushforward density.
 KDE_SAMPLES = 20_000  # G's samples for p_g when z has several dimensions.
 GAUSSIAN_Z_RANGE = 6.0  # A Gaussian z is cut at +-6 sd (mass 2e-9 left out).
+EXACT_SDS = 6.0  # ExactInnerLoop's cells cover at least p_data's mean +- this many sd.
 
 
 def normal_pdf(x, mean: float, std: float) -> np.ndarray:
@@ -90,6 +94,26 @@ def pushforward_density(g_of_z, interval_mass, grid) -> np.ndarray:
   return out
 
 
+def pushforward_cdf(g_of_z, interval_mass, edges) -> np.ndarray:
+  """The CDF at `edges` of x = G(z), G linear between the points where it was evaluated.
+
+  The integral of `pushforward_density`, exact for that piecewise-linear G: each interval of z
+  spreads its mass evenly over [G(z_i), G(z_i+1)], all of it at one x for a flat piece, so a
+  spike of p_g keeps its mass (a density on a grid would miss it).
+  """
+  g = np.asarray(g_of_z, np.float64)
+  lo, hi = np.minimum(g[:-1], g[1:]), np.maximum(g[:-1], g[1:])
+  mass = np.asarray(interval_mass, np.float64)
+  edges = np.asarray(edges, np.float64)
+  out = np.zeros_like(edges)
+  for chunk in np.array_split(np.arange(len(lo)), max(1, len(lo) // 1000)):
+    width = hi[chunk] - lo[chunk]
+    done = (edges[:, None] - lo[chunk]) / np.where(width > 0, width, 1.0)
+    done = np.where(width > 0, np.clip(done, 0.0, 1.0), edges[:, None] >= lo[chunk])
+    out += done @ mass[chunk]
+  return out
+
+
 def optimal_discriminator(p_data, p_g) -> np.ndarray:
   """D*(x) = p_data / (p_data + p_g) (Proposition 1); 1/2 where both densities are 0."""
   p_data, p_g = np.asarray(p_data, np.float64), np.asarray(p_g, np.float64)
@@ -114,6 +138,19 @@ class InnerLoop:
   steps: int = 2_000
   batch_size: int = 4_096
   learning_rate: float = 3e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class ExactInnerLoop:
+  """D trained alone against a fixed G on the population objective itself,
+  E_p_data[log D] + E_p_g[log(1 - D)], not on samples: the expectations are sums over `cells`
+  equal cells of x, each weighted by its exact mass under p_data and under p_g, D taken at its
+  midpoint. The cells span p_data's mean +- EXACT_SDS sd, widened to hold G's whole range.
+  Full-batch Adam, its learning rate cosine-decayed to 0 over `steps` steps. Free of sampling
+  noise, D converges to D* cell by cell, also in the tails, where a batch has few samples."""
+  steps: int = 20_000  # 6,000 leave D's step at an end of G's range 2-3 grid points wide.
+  learning_rate: float = 3e-3
+  cells: int = 4_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +214,10 @@ class Toy:
         sd), and the same on its centre (mean +- CENTRAL_SDS sd) in the keys ending _central;
       mean_abs_d_minus_d_star, mean_abs_d_minus_half: their means on the support weighted by
         (p_data + p_g) / 2, the mixture D is trained on: a maximum is set by the few x where
-        D* jumps (at the ends of G's range), a mean by where the samples are.
+        D* jumps (at the ends of G's range), a mean by where the samples are;
+      max_abs_d_minus_d_star_off_jumps: max |D - D*| on the support farther than JUMP_SDS sd
+        from each x where p_g turns 0 (an end of G's range): there D* jumps to 1, and the sup
+        distance of any continuous D to it is at least half the jump.
     """
     out = dict(ks=ks_distance(samples, self.data_mean, self.data_std))
     for suffix, sds in (('', SUPPORT_SDS), ('_central', CENTRAL_SDS)):
@@ -188,16 +228,52 @@ class Toy:
       out['max_abs_d_minus_d_star' + suffix] = float(np.max(off_star))
       out['max_abs_d_minus_half' + suffix] = float(np.max(off_half))
       if not suffix:
+        jumps = (p_g[1:] > 0) != (p_g[:-1] > 0)
+        at = (grid[1:][jumps] + grid[:-1][jumps]) / 2
+        far = np.all(np.abs(grid[:, None] - at[None, :]) > JUMP_SDS * self.data_std, axis=1)
+        out['max_abs_d_minus_d_star_off_jumps'] = float(np.max(off_star[far], initial=0.0))
         mixture = (p_data + p_g) / 2
         mass = max(float(np.trapezoid(mixture, grid)), 1e-12)
         out['mean_abs_d_minus_d_star'] = float(np.trapezoid(off_star * mixture, grid) / mass)
         out['mean_abs_d_minus_half'] = float(np.trapezoid(off_half * mixture, grid) / mass)
     return out
 
-  def fit_discriminator(self, g_params, d_params, key, loop: InnerLoop = InnerLoop()):
-    """D trained alone against the fixed G from `d_params`, on fresh samples of p_data and G:
-    Algorithm 1's inner loop run until D is close to D* of this G."""
-    return _fit_discriminator(self, loop, g_params, d_params, key)
+  def cell_masses(self, g_params, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Equal cells of x over p_data's mean +- EXACT_SDS sd and G's range.
+
+    Returns:
+      The cells' midpoints, and their masses under p_data and under p_g: exact for a 1-D z (the
+      pushforward's CDF), else the fractions of KDE_SAMPLES samples of G.
+    """
+    if self.z_dim == 1:
+      z, mass = prior_grid(self.prior)
+      g_of_z = self.g_on_z(g_params, z)
+    else:
+      g_of_z = self.samples(g_params, KDE_SAMPLES, jax.random.key(0))
+    finite = g_of_z[np.isfinite(g_of_z)]
+    half = EXACT_SDS * self.data_std
+    lo = min([self.data_mean - half] + [finite.min()] * bool(finite.size))
+    hi = max([self.data_mean + half] + [finite.max()] * bool(finite.size))
+    edges = np.linspace(lo, hi, cells + 1)
+    edges[0], edges[-1] = -np.inf, np.inf  # Each density's whole mass lies in some cell.
+    p_data = np.diff(special.ndtr((edges - self.data_mean) / self.data_std))
+    if self.z_dim == 1:
+      p_g = np.diff(pushforward_cdf(g_of_z, mass, edges))
+    else:
+      p_g = np.histogram(g_of_z, edges)[0] / len(g_of_z)
+    middle = np.linspace(lo, hi, cells + 1)
+    return (middle[:-1] + middle[1:]) / 2, p_data, p_g
+
+  def fit_discriminator(self, g_params, d_params, key,
+                        loop: InnerLoop | ExactInnerLoop = ExactInnerLoop()):
+    """D trained alone against the fixed G from `d_params` until it is close to D* of this G:
+    Algorithm 1's inner loop run to convergence, on fresh samples of p_data and G (InnerLoop)
+    or on the expectations themselves (ExactInnerLoop; `key` is then unused)."""
+    if isinstance(loop, InnerLoop):
+      return _fit_discriminator(self, loop, g_params, d_params, key)
+    x, p_data, p_g = self.cell_masses(g_params, loop.cells)
+    return _fit_exact(self.d_apply, loop, d_params, jnp.asarray(x, jnp.float32),
+                      jnp.asarray(p_data, jnp.float32), jnp.asarray(p_g, jnp.float32))
 
   def generator_update(self, g_params, d_params, key, max_move: float,
                        batch_size: int = 4_096):
@@ -230,6 +306,24 @@ def _fit_discriminator(toy: Toy, loop: InnerLoop, g_params, d_params, key):
     return (optax.apply_updates(params, updates), opt_state), None
 
   (d_params, _), _ = jax.lax.scan(step, (d_params, tx.init(d_params)), jnp.arange(loop.steps))
+  return d_params
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _fit_exact(d_apply: Callable, loop: ExactInnerLoop, d_params, x, p_data, p_g):
+  tx = optax.adam(optax.cosine_decay_schedule(loop.learning_rate, loop.steps))
+  x = x.reshape(-1, 1, 1, 1)
+
+  def loss(params):
+    logits = d_apply(params, x)  # -V(D, G): log D = -softplus(-l), log(1 - D) = -softplus(l).
+    return jnp.sum(p_data * jax.nn.softplus(-logits) + p_g * jax.nn.softplus(logits))
+
+  def step(carry, _):
+    params, opt_state = carry
+    updates, opt_state = tx.update(jax.grad(loss)(params), opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), None
+
+  (d_params, _), _ = jax.lax.scan(step, (d_params, tx.init(d_params)), None, length=loop.steps)
   return d_params
 
 

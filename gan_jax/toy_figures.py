@@ -7,7 +7,8 @@ The panels follow Figure 1's caption rather than a training log:
   but visibly not equal and D is a partially accurate classifier, as in the paper's panel (a)
   (if G never comes that near: the checkpoint closest to p_data); with the D trained with it;
 * (b) the same G, with D trained alone against it until it is close to D* (Algorithm 1's inner
-  loop run to convergence: INNER_LOOP, starting from (a)'s D);
+  loop run to convergence, starting from (a)'s D: INNER_LOOP, on the population objective
+  itself rather than on samples, so that D reaches D* also in the tails);
 * (c) after one update of G against that D: one gradient step on -log D(G(z)), its size such
   that G(z) moves by at most G_STEP_SDS of p_data's sd (to first order), so that it shows;
 * (d) the end of training (the checkpoint asked for, default the newest).
@@ -36,7 +37,7 @@ from gan_jax import writers
 
 TOY_SAMPLES = 20_000
 NEAR_KS = 0.05  # (a): chosen among the checkpoints after G first came this close to p_data.
-INNER_LOOP = toy_lib.InnerLoop()  # (b): how D is trained alone against (a)'s G.
+INNER_LOOP = toy_lib.ExactInnerLoop()  # (b): how D is trained alone against (a)'s G.
 # (c): G's one gradient step moves G(z) by at most this many of p_data's sd (to first order).
 G_STEP_SDS = 0.25
 MAX_FRAMES = 80
@@ -124,7 +125,7 @@ def _seed_figure1(toy: toy_lib.Toy, history: list[tuple], key, out_dir: str) -> 
       'central': _ends(toy.interval(toy_lib.CENTRAL_SDS)),
       'p_g': 'exact density of x = G(z)' if toy.z_dim == 1 else 'Gaussian KDE of G samples',
       'near_ks': NEAR_KS,
-      'inner_loop': dataclasses.asdict(INNER_LOOP),
+      'inner_loop': dict(kind=type(INNER_LOOP).__name__, **dataclasses.asdict(INNER_LOOP)),
       'g_update': dict(step_size=step_size, max_move=move),
       'ks_by_step': {str(s): k for (s, _, _), k in zip(history, ks)},
   }

@@ -59,6 +59,21 @@ def test_pushforward_density_is_the_change_of_variables():
                              toy_lib.normal_pdf(grid, 0.0, 1.0), atol=5e-4)
 
 
+def test_pushforward_cdf_is_the_integral_of_the_density_and_keeps_spikes():
+  z, mass = toy_lib.prior_grid('uniform')
+  g_of_z = 4.0 + 0.5 * np.tanh(z) + 0.2 * z  # A monotone, non-linear G.
+  edges = np.linspace(3.0, 5.0, 201)
+  cdf = toy_lib.pushforward_cdf(g_of_z, mass, np.concatenate([[-np.inf], edges, [np.inf]]))
+  assert cdf[0] == 0.0 and cdf[-1] == pytest.approx(1.0)
+  middle = (edges[1:] + edges[:-1]) / 2
+  inside = np.abs(middle - 4.0) < 0.7  # G's range is 4 -+ 0.82: cells across its ends differ.
+  np.testing.assert_allclose((np.diff(cdf[1:-1]) / np.diff(edges))[inside],
+                             toy_lib.pushforward_density(g_of_z, mass, middle)[inside], rtol=1e-3)
+  # A G flat on z > 0 puts half the mass at x = 1: a spike the density misses, the CDF keeps.
+  cdf = toy_lib.pushforward_cdf(np.minimum(z, 1.0), mass, [0.99, 1.0, 1.01])
+  np.testing.assert_allclose(cdf, [(0.99 + SQRT3) / (2 * SQRT3), 1.0, 1.0], rtol=1e-6)
+
+
 def test_density_of_a_g_of_several_z_is_a_kde_of_its_samples():
   toy = toy_lib.Toy(g_apply=lambda p, z: p + 0.5 * z[:, 0], d_apply=None, data_mean=4.0,
                     data_std=0.5, z_dim=2, prior='gaussian')
@@ -96,7 +111,50 @@ def test_inner_loop_trains_d_to_d_star_where_g_covers_the_support():
   # the far tails (beyond 3 sd, 0.1% of p_data) it cannot: there max |D - D*| stays ~0.1-0.3.
   assert after['max_abs_d_minus_d_star_central'] < 0.02 < before['max_abs_d_minus_d_star_central']
   assert after['mean_abs_d_minus_d_star'] < 0.005 < before['mean_abs_d_minus_d_star']
+  assert after['max_abs_d_minus_d_star'] > 0.05
   assert after['ks'] == before['ks'] and after['ks'] > 0.1
+
+
+def test_exact_inner_loop_trains_d_to_d_star_on_the_whole_support():
+  toy, g, d = _gaussian_toy(4.25, 0.6)
+  x, p_data, p_g = toy.cell_masses(g, 1000)
+  assert p_data.sum() == pytest.approx(1.0) and p_g.sum() == pytest.approx(1.0, abs=1e-6)
+  half_cell = (x[1] - x[0]) / 2  # The cells span p_data's 4 -+ 6 sd and G's range (to 7.1).
+  assert x[0] - half_cell == pytest.approx(4.0 - toy_lib.EXACT_SDS * 0.5)
+  g_max = toy.g_on_z(g, [SQRT3])[0]
+  assert x[-1] + half_cell == pytest.approx(g_max) and g_max > 7.0
+  samples = toy.samples(g, 20_000, jax.random.key(1))
+  d = toy.fit_discriminator(g, d, None, toy_lib.ExactInnerLoop(2000, 1e-2, 1000))
+  after = toy.numbers(g, d, samples)
+  # No sampling noise: D reaches D* also in the tails, where the sampled loop above cannot.
+  assert after['max_abs_d_minus_d_star'] < 0.05
+  assert after['max_abs_d_minus_d_star_off_jumps'] == after['max_abs_d_minus_d_star']  # No ends.
+
+
+def test_cell_masses_of_a_g_of_several_z_are_its_samples_fractions():
+  toy = toy_lib.Toy(g_apply=lambda p, z: p + 0.5 * z[:, 0], d_apply=None, data_mean=4.0,
+                    data_std=0.5, z_dim=2, prior='gaussian')
+  x, p_data, p_g = toy.cell_masses(jnp.float32(4.0), 500)
+  assert len(x) == 500 and p_g.sum() == pytest.approx(1.0)
+  np.testing.assert_allclose(np.cumsum(p_g), np.cumsum(p_data), atol=0.02)
+
+
+def test_max_off_jumps_leaves_out_only_the_ends_of_gs_range():
+  # G uniform on 4 -+ 0.87 (p_g 0.58 there), D = D* but for a 0.01-wide ramp at each end.
+  half, height = 0.5 * SQRT3, 1 / (2 * SQRT3 * 0.5)
+
+  def d_apply(_, x):
+    x = x.reshape(-1)
+    p_data = jnp.exp(-0.5 * jnp.square((x - 4.0) / 0.5)) / (0.5 * np.sqrt(2 * np.pi))
+    outside = jnp.clip((jnp.abs(x - 4.0) - half) / 0.01 + 0.5, 0.0, 1.0)
+    d = (1 - outside) * p_data / (p_data + height) + outside * 0.999
+    return jnp.log(d / (1 - d))
+
+  toy = toy_lib.Toy(g_apply=lambda p, z: 4.0 + 0.5 * z[:, 0], d_apply=d_apply, data_mean=4.0,
+                    data_std=0.5, z_dim=1, prior='uniform')
+  numbers = toy.numbers(None, None, np.full(10, 4.0))
+  assert numbers['max_abs_d_minus_d_star'] > 0.2
+  assert numbers['max_abs_d_minus_d_star_off_jumps'] < 0.005
 
 
 def test_generator_update_moves_g_by_the_asked_amount_towards_d():
@@ -158,7 +216,7 @@ def short_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('toy') / 'run')
   api.train_and_evaluate(config, workdir)
   with pytest.MonkeyPatch.context() as patch:  # A shorter inner loop for (b) than the default.
-    patch.setattr(toy_figures, 'INNER_LOOP', toy_lib.InnerLoop(400, 2048, 1e-2))
+    patch.setattr(toy_figures, 'INNER_LOOP', toy_lib.ExactInnerLoop(2000, 1e-2, 1000))
     paths = figures.make_figures(config, workdir)
   return config, workdir, paths
 
@@ -176,6 +234,8 @@ def test_short_run_fits_both_seeds_and_figure1_is_written_per_seed(short_run):
     assert d['step'] == config.train.num_steps and a['step'] == b['step'] == c['step']
     assert d['ks'] < 0.05, (seed, d)  # The toy trains: G reaches p_data.
     assert a['ks'] == b['ks'] and b['mean_abs_d_minus_d_star'] < a['mean_abs_d_minus_d_star']
+    assert b['max_abs_d_minus_d_star_central'] < 0.05, (seed, b)  # (b): D near D*.
+    assert record['inner_loop']['kind'] == 'ExactInnerLoop'
     assert record['support'] == [2.0, 6.0]
     with Image.open(png) as image:
       assert image.size == (4 * figure1.PANEL_W, figure1.HEIGHT)
