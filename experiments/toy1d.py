@@ -31,8 +31,8 @@ What is chosen and why (measurements: results/README.md):
 * Batch 512, 6,000 steps.
 
 The data are drawn in code (config.data.toy_*, whose defaults are this problem's), so no TFDS
-download is needed and `preprocessing` does not apply. The sample grids the training loop writes
-are 1-pixel images: meaningless for 1-D data, but harmless.
+download is needed and `preprocessing` does not apply. The training loop writes no sample grids
+for point data: the figures draw them.
 """
 
 import ml_collections

@@ -46,7 +46,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.stage = ''        # One stage to run; '' = every stage, in stage_order.
 
   config.data = ml_collections.ConfigDict(dict(
-      name='mnist',  # gan_jax.data.DATASETS: mnist, cifar10, tfd, tfd96, toy1d, ring8, grid25.
+      # gan_jax.data.DATASETS: mnist, cifar10, tfd, tfd96, toy1d, ring8, grid25, stacked_mnist.
+      name='mnist',
       data_dir='',        # '' = TFDS's default (TFDS_DATA_DIR or ~/tensorflow_datasets).
       manual_dir='',      # A folder of raw files for an offline prepare (e.g. the 4 IDX .gz).
       idx_dir='',         # A folder of MNIST's original IDX .gz files: read directly, no TFDS.
@@ -69,6 +70,11 @@ def base_config() -> ml_collections.ConfigDict:
       mixture_std=0.0,
       mixture_radius=2.0,
       mixture_spacing=2.0,
+      # Stacked MNIST 'stacked_mnist' (experiments/stacked_mnist.py): each split's examples stack
+      # three digits drawn from MNIST's split of that name with stacked_seed; stacked_size
+      # examples per split (0 = as many as that MNIST split holds).
+      stacked_seed=0,
+      stacked_size=0,
   ))
 
   config.model = ml_collections.ConfigDict(dict(
@@ -159,7 +165,7 @@ def base_config() -> ml_collections.ConfigDict:
       # What --mode=eval runs: 'parzen' (the paper's protocol), 'ais' (annealed importance
       # sampling with BDMC bounds, Wu et al. 2017) or 'sample_quality' (classifier-feature FID,
       # KID, precision/recall/density/coverage, classifier score, memorisation); 'modes' (modes
-      # covered of a 2-D mixture, experiments/mog2d.py).
+      # covered of a 2-D mixture, experiments/mog2d.py, or of Stacked MNIST).
       method='parzen',
       every=10_000,               # A cheap Parzen estimate on validation data (0 = off).
       parzen=ml_collections.ConfigDict(dict(
@@ -203,9 +209,17 @@ def base_config() -> ml_collections.ConfigDict:
           seed=1,
       )),
       modes=ml_collections.ConfigDict(dict(
-          num_samples=2_500,  # As VEEGAN and PacGAN.
-          min_count=20,       # Samples within 3 std of a centre that cover its mode.
+          # G's samples scored; 0 = the dataset's default, as VEEGAN and PacGAN: 2,500 for a
+          # mixture, 26,000 for Stacked MNIST.
+          num_samples=0,
+          # Samples within 3 std of a centre that cover its mode (mixtures); 1 as VEEGAN and
+          # PacGAN count, gan_jax.modes.
+          min_count=1,
+          # 'train' or 'valid': that split's data scored as the samples (the reference row);
+          # '' = G's samples.
+          data_as_samples='',
           seed=1,
+          every=0,  # > 0: the same score every this many training steps, logged (0 = off).
       )),
   ))
   config.lock()

@@ -14,6 +14,7 @@ import re
 
 import numpy as np
 
+from gan_jax import stacked_mnist
 from gan_jax.errors import DataError
 
 
@@ -42,6 +43,9 @@ DATASETS = {
     # 2017), see experiments/mog2d.py: 8 modes on a circle, 25 on a 5x5 grid.
     'ring8': DatasetSpec('', synthetic=True),
     'grid25': DatasetSpec('', synthetic=True),
+    # Stacked MNIST (experiments/stacked_mnist.py): three MNIST digits as channels, drawn by
+    # gan_jax.stacked_mnist from the MNIST split of the same name (TFDS or IDX files).
+    'stacked_mnist': DatasetSpec('mnist'),
 }
 # Each mixture's default component std (config.data.mixture_std = 0), as in those papers.
 MIXTURE_STDS = {'ring8': 0.02, 'grid25': 0.05}
@@ -241,7 +245,8 @@ def _idx_split(data_config, split: str) -> np.ndarray:
   is exactly the original code's training set. TFDS holds the same images in another order, so
   there 'train[:50000]' is a different (equally random) 50,000; whole splits are identical.
   """
-  if data_config.name != 'mnist':
+  # MNIST itself, or Stacked MNIST drawn from it.
+  if DATASETS.get(data_config.name, DatasetSpec('')).tfds_name != 'mnist':
     raise DataError(f"config.data.idx_dir reads only MNIST's IDX files, not "
                     f"'{data_config.name}': clear config.data.idx_dir.")
   m = _SPLIT_RE.match(split.replace(' ', ''))
@@ -260,7 +265,20 @@ def _idx_split(data_config, split: str) -> np.ndarray:
 
 
 def load_split(data_config, split: str) -> np.ndarray:
-  """Loads one TFDS split (e.g. 'train[:50000]') as preprocessed float32 [N, H, W, C]."""
+  """Loads one TFDS split (e.g. 'train[:50000]') as preprocessed float32 [N, H, W, C].
+
+  Stacked MNIST's split is drawn from MNIST's split of that name (config.data.stacked_seed,
+  stacked_size): [N, 28, 28, 3].
+  """
+  images = _read_split(data_config, split)
+  if data_config.name == 'stacked_mnist':
+    return stacked_mnist.stack(images, seed=data_config.stacked_seed, split=split,
+                               size=data_config.stacked_size)
+  return images
+
+
+def _read_split(data_config, split: str) -> np.ndarray:
+  """One split as stored (for Stacked MNIST: the MNIST images it is drawn from)."""
   spec = DATASETS.get(data_config.name)
   if spec is not None and spec.synthetic:
     return _synthetic_split(data_config, split)

@@ -240,7 +240,9 @@ def across_seeds(values, key: str = 'mean_ll') -> dict:
 def _across(method, records: list[dict]) -> dict:
   out = {}
   for key in method.HEADLINE:
-    out.update(across_seeds([r[key] for r in records], key))
+    values = [r.get(key) for r in records]
+    if None not in values:  # Not every record's number (modes: a mixture's, Stacked MNIST's).
+      out.update(across_seeds(values, key))
   return out
 
 
@@ -259,7 +261,7 @@ def seeds_summary(method, seeds: list[int], records: list[dict], name: str) -> d
   summary = {k: first[k] for k in ('dataset', 'valid_split', 'test_split')}
   if 'seed' in first:  # The samples' key (config.eval.<method>.seed), the same for every seed.
     summary['sample_seed'] = first['seed']
-  summary.update({k: first[k] for k in method.SHARED})
+  summary.update({k: first[k] for k in method.SHARED if k in first})
   summary['step'] = first['step']
   summary.update({k: first[k] for k in ('g_average', 'averaged_steps', 'g_ema') if k in first})
   per_seed = []

@@ -24,6 +24,7 @@ from gan_jax import checkpoint
 from gan_jax import data
 from gan_jax import experiment
 from gan_jax import models
+from gan_jax import modes_protocol
 from gan_jax import optim
 from gan_jax import parallel
 from gan_jax import parzen_protocol
@@ -147,6 +148,7 @@ class Trainer:
     self.exp, self.ckpt, self.outputs = exp, ckpt, outputs
     self.train_size = len(splits['train'])
     self.valid_images = splits.get('valid')
+    self.points = splits['train'].shape[1:3] == (1, 1)
     self.lead = jax.process_index() == 0
     self.devices_here = parallel.process_devices()
     self.chunk = train_step.data_parallel_chunk(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx,
@@ -253,7 +255,8 @@ class Trainer:
       if out.seed in stopped:
         continue
       g_params = state_lib.seed_slice(all_g_params, i) if self.exp.stacked else all_g_params
-      if self.lead and self._due(step, config.train.sample_every):
+      # Point data (toy1d, the mixtures) have no image to tile: their figures draw them.
+      if self.lead and not self.points and self._due(step, config.train.sample_every):
         samples = self.exp.g_apply(g_params, self.fixed_z[i])
         grid = writers.image_grid(np.asarray(samples), rows=10,
                                   normalisation=config.data.preprocessing)
@@ -270,9 +273,19 @@ class Trainer:
                      f'seed {out.seed}  ' if self.exp.stacked else '',
                      estimate['parzen_valid'], estimate['parzen_sigma'], quality)
         results[out.seed].update(estimate)
+      if self._due(step, config.eval.modes.every):
+        results[out.seed].update(self._modes(out, g_params, step))
     if self._due(step, config.train.checkpoint_every):
       unlogged = progress.PendingMetrics(step) if self._is_log_step(step) else pending
       self.ckpt.save(step, state, self._host_record(unlogged, stopped))
+
+  def _modes(self, out: SeedOutput, g_params, step: int) -> dict:
+    """The modes score (--config.eval.method=modes's, same samples) of one seed's G, logged."""
+    estimate = modes_protocol.training_estimate(self.exp, g_params)
+    out.metric_writer.write(step, estimate)
+    logging.info('step %d  %s%s', step, f'seed {out.seed}  ' if self.exp.stacked else '',
+                 modes_protocol.describe_estimate(estimate))
+    return estimate
 
   def _log(self, step: int, pending, results: dict, stopped: dict) -> None:
     """Writes each seed's mean of the pending metrics (and the schedules, speed, epoch) and the

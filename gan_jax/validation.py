@@ -82,6 +82,23 @@ def _check_seeds(config) -> None:
                       'per run (--config.num_seeds=1).')
 
 
+def _check_points(config) -> None:
+  """The synthetic point datasets (toy1d, ring8, grid25): their shape settings and G's output.
+
+  Checked here, not only when the data are drawn, so that --mode=eval or figures on a bad
+  setting also stops before anything is read.
+  """
+  d = config.data
+  if d.name in data.MIXTURE_STDS:
+    # Each raises DataError, one line, for a radius, spacing or std that is not positive.
+    data.mixture_centres(d.name, radius=float(d.mixture_radius), spacing=float(d.mixture_spacing))
+    data.mixture_std(d.name, float(d.mixture_std))
+  if data.DATASETS[d.name].synthetic and config.model.g_output_activation != 'linear':
+    raise ConfigError(f"'{d.name}' holds real-valued points, which G's "
+                      f"'{config.model.g_output_activation}' output cannot reach: set "
+                      "--config.model.g_output_activation=linear.")
+
+
 def validate(config, device_count: int) -> None:
   """Raises ConfigError with one clear line for the first problem found.
 
@@ -92,6 +109,7 @@ def validate(config, device_count: int) -> None:
   _check_seeds(config)
   _choice(config.data.name, data.DATASETS, 'data.name')
   _choice(config.data.preprocessing, data.PREPROCESSING, 'data.preprocessing')
+  _check_points(config)
   _choice(config.model.generator, models.GENERATORS, 'model.generator')
   _choice(config.model.discriminator, models.DISCRIMINATORS, 'model.discriminator')
   _choice(config.model.prior, models.PRIORS, 'model.prior')
@@ -144,6 +162,8 @@ def validate(config, device_count: int) -> None:
   e = config.eval
   if e.every < 0:
     raise ConfigError(f'config.eval.every must be >= 0 (0 = off), got {e.every}.')
+  if e.modes.every < 0:
+    raise ConfigError(f'config.eval.modes.every must be >= 0 (0 = off), got {e.modes.every}.')
   p = e.parzen
   for field in ('num_samples', 'valid_size', 'train_num_samples', 'train_valid_size',
                 'batch_size'):
@@ -188,9 +208,26 @@ def _check_eval_methods(e, data_name: str) -> None:
   _choice(q.data_as_samples, ('', 'train', 'valid'), 'eval.sample_quality.data_as_samples')
   if e.method == 'sample_quality' or q.in_training:
     classifier.shipped(q.classifier)  # Its features must exist: a one-line error otherwise.
-  for field in ('num_samples', 'min_count'):
-    _positive(e.modes[field], f'eval.modes.{field}', integer=True)
-  if e.method == 'modes' and data_name not in data.MIXTURE_STDS:
+  _check_modes(e, data_name)
+
+
+def _check_modes(e, data_name: str) -> None:
+  """config.eval.modes, and a dataset with modes to count."""
+  m = e.modes
+  _positive(m.min_count, 'eval.modes.min_count', integer=True)
+  if not isinstance(m.num_samples, int) or isinstance(m.num_samples, bool) or m.num_samples < 0:
+    raise ConfigError(f'config.eval.modes.num_samples must be an integer >= 0 (0 = the '
+                      "dataset's default: 2,500 for a mixture, 26,000 for Stacked MNIST), got "
+                      f'{m.num_samples!r}.')
+  _choice(m.data_as_samples, ('', 'train', 'valid'), 'eval.modes.data_as_samples')
+  if m.data_as_samples and e.method != 'modes':
+    raise ConfigError(f"config.eval.modes.data_as_samples='{m.data_as_samples}' applies to the "
+                      f'modes method, not {e.method!r}: add --config.eval.method=modes.')
+  if e.method == 'modes' and data_name not in data.MIXTURE_STDS and data_name != 'stacked_mnist':
     raise ConfigError(f"config.eval.method=modes counts the modes of a 2-D mixture "
-                      f"({', '.join(sorted(data.MIXTURE_STDS))}: experiments/mog2d.py), not "
-                      f"'{data_name}'.")
+                      f"({', '.join(sorted(data.MIXTURE_STDS))}: experiments/mog2d.py) or of "
+                      f"Stacked MNIST (experiments/stacked_mnist.py), not '{data_name}'.")
+  if data_name == 'stacked_mnist' and (e.method == 'modes' or m.every):
+    # Its modes are the MNIST classifier's labels: missing or corrupt weights stop here, in one
+    # line naming the fix, before anything trains or samples.
+    classifier.load('mnist')

@@ -128,13 +128,21 @@ def points_at(centres, per_mode, std, rng, spread=1.0):
 def test_ring8_coverage_counts_exactly_the_modes_with_enough_samples(covered):
   rng = np.random.default_rng(covered)
   centres = modes.mixture_centres('ring8')
-  # Covered modes get 300 samples; the others 19 (one short of MIN_COUNT), within 3 std.
-  per_mode = [300] * covered + [modes.MIN_COUNT - 1] * (8 - covered)
+  # Covered modes get 300 samples within 3 std; the others 19, one short of a min_count of 20.
+  per_mode = [300] * covered + [19] * (8 - covered)
   x = points_at(centres, per_mode, RING8_STD, rng, spread=2.9)
-  result = modes.mode_coverage(x.reshape(-1, 1, 1, 2), centres, RING8_STD)
+  strict = modes.mode_coverage(x.reshape(-1, 1, 1, 2), centres, RING8_STD, min_count=20)
+  assert strict['modes_covered'] == covered
+  assert strict['high_quality'] == 1.0 and strict['num_modes'] == 8
+  # The papers' rule (MIN_COUNT = 1): a single sample covers a mode.
+  assert modes.MIN_COUNT == 1
+  assert modes.mode_coverage(x, centres, RING8_STD)['modes_covered'] == 8
+  # No sample at the uncovered modes; 50 at the ring's centre, near none.
+  x = points_at(centres, [300] * covered + [0] * (8 - covered), RING8_STD, rng, spread=2.9)
+  x = np.concatenate([x, np.zeros((50, 2), np.float32)])
+  result = modes.mode_coverage(x, centres, RING8_STD)
   assert result['modes_covered'] == covered
-  assert result['high_quality'] == 1.0 and result['num_modes'] == 8
-  assert modes.mode_coverage(x, centres, RING8_STD, min_count=1)['modes_covered'] == 8
+  assert result['high_quality'] == pytest.approx(300 * covered / (300 * covered + 50))
 
 
 def test_grid25_all_modes_covered_and_kl_zero_when_even():
@@ -243,7 +251,7 @@ def test_eval_modes_writes_modes_json(tmp_path):
   with open(os.path.join(workdir, 'modes.json')) as f:
     assert json.load(f) == record
   assert record['mixture'] == 'ring8' and record['num_modes'] == 8
-  assert record['num_samples'] == 500 and record['min_count'] == 20 and record['step'] == 10
+  assert record['num_samples'] == 500 and record['min_count'] == 1 and record['step'] == 10
   assert record['mixture_std'] == RING8_STD and 0 <= record['modes_covered'] <= 8
   assert 0 <= record['high_quality'] <= 1
   # The record's numbers are the metric's on the same samples of the restored G.
