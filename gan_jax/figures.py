@@ -5,6 +5,8 @@
 * Figure 2: random samples (samples.png) and rows of samples, each ending with the training
   example nearest to the row's last sample, to show the model does not memorise (nearest.png).
 * Figure 3: linear walks in z space (interpolation.png).
+* 2-D mixtures (experiments/mog2d.py): G's samples over the mixture's centres, one panel per
+  checkpoint, with the modes covered (modes.png, modes.json; gan_jax/mixture_figures.py).
 
 Figure 1 is drawn with matplotlib (gan_jax/figure1.py), the image grids with PIL (writers); all
 are deterministic given config.seed. A run of several seeds draws each seed's into its seed_<s>/.
@@ -23,6 +25,7 @@ from gan_jax import checkpoint
 from gan_jax import data
 from gan_jax import evaluation
 from gan_jax import experiment
+from gan_jax import mixture_figures
 from gan_jax import models
 from gan_jax import state as state_lib
 from gan_jax import toy_figures
@@ -170,7 +173,8 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
 
   Returns:
     The paths written: figure1.png, figure1.json and figure1.gif for 1-D data (see
-    gan_jax/toy_figures.py), else samples.png, nearest.png and
+    gan_jax/toy_figures.py), modes.png and modes.json for 2-D data (a mixture; panels are the
+    checkpoints up to `step`, gan_jax/mixture_figures.py), else samples.png, nearest.png and
     interpolation.png (in figures_g_average_<W>/ for G averaged as config.eval.parzen.g_average,
     figures_g_ema/ for the EMA of G with config.eval.parzen.g_ema; Figure 1 heeds only g_ema);
     seed by seed for several seeds.
@@ -191,6 +195,10 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
       return toy_figures.make_figure1(
           exp, ckpt, exp.initial_state(train), step,
           [d + evaluation.generator_suffix(0, p.g_ema) for d in out_dirs], p.g_ema)
+    if int(np.prod(train.shape[1:])) == 2:
+      return mixture_figures.make_modes_figure(
+          exp, ckpt, step, [d + evaluation.generator_suffix(0, p.g_ema) for d in out_dirs],
+          p.g_ema)
     g, _, _ = evaluation.restore_generator(ckpt, exp.g_shapes(), step, p.g_average, p.g_ema)
   paths = []
   for i, (seed, out_dir) in enumerate(zip(exp.seeds, out_dirs)):
