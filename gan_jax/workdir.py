@@ -14,7 +14,7 @@ from gan_jax.errors import WorkdirError
 # Fields that may change between launches of the same run: how long and how often, not what.
 RESUMABLE_CHANGES = (
     'train.num_steps', 'train.log_every', 'train.checkpoint_every', 'train.sample_every',
-    'train.steps_per_call', 'train.keep_checkpoints', 'eval.every', 'data.data_dir',
+    'train.steps_per_call', 'train.keep_checkpoints', 'data.data_dir',
     'data.manual_dir', 'data.allow_download',
 )
 
@@ -38,7 +38,10 @@ def config_dict(config) -> dict:
 
 
 def differences(old: dict, new: dict) -> list[str]:
-  """Fields (dotted) whose values differ, ignoring RESUMABLE_CHANGES and eval.parzen.*.
+  """Fields (dotted) whose values differ, ignoring RESUMABLE_CHANGES and eval.*.
+
+  eval.* says what is measured (after training, or logged during it), never what is trained, so
+  a run resumes under another evaluation setting or default (e.g. eval.modes.num_samples).
 
   Both sides are upgraded to the full schema first (gan_jax.config.upgrade): a field missing on
   one side (a run written before the field existed) counts as holding its default there, which
@@ -47,7 +50,7 @@ def differences(old: dict, new: dict) -> list[str]:
   a, b = _flatten(config_lib.upgrade(old)), _flatten(config_lib.upgrade(new))
   keys = sorted(set(a) | set(b))
   return [k for k in keys if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES
-          and not k.startswith('eval.parzen.')]
+          and not k.startswith('eval.')]
 
 
 def seed_dir(workdir: str, seed: int) -> str:

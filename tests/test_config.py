@@ -90,7 +90,9 @@ def test_differences_upgrade_both_sides():
   ema = copy.deepcopy(today)
   ema['train']['g_ema_decay'] = 0.999
   assert workdir_lib.differences(old, ema) == ['train.g_ema_decay']
-  ema['eval']['parzen']['g_ema'] = True  # eval.parzen.* may change between launches.
+  ema['eval']['parzen']['g_ema'] = True  # eval.* may change between launches.
+  ema['eval']['modes']['num_samples'] = 7
+  ema['eval']['every'] = 3
   ema['train']['num_steps'] = 10
   assert workdir_lib.differences(old, ema) == ['train.g_ema_decay']
 
