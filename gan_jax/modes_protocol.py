@@ -156,8 +156,7 @@ def training_estimate(exp: experiment.Experiment, g_params) -> dict:
   (eval.modes.num_samples from eval.modes.seed), so the curve ends at modes.json's value."""
   m = exp.config.eval.modes
   scores = coverage(exp, g_params, m.num_samples, m.seed)
-  return {k: v for k, v in scores.items()
-          if k in ('modes_covered', 'high_quality', 'kl_to_uniform') and v == v}  # Not NaN.
+  return {k: v for k, v in scores.items() if k in HEADLINE and v == v}  # Not NaN.
 
 
 def describe_estimate(estimate: dict) -> str:
