@@ -80,7 +80,7 @@ def summaries(run: str, over_training: bool) -> list[dict]:
     return []
   last = max(step for step, _ in found)
   keys = sorted(k for k in found if over_training or k[0] == last)
-  return [found[k] for k in sorted(keys, key=lambda k: (k[0], -k[1]))]
+  return [found[k] for k in keys]  # By step, then the papers' rule (1) first.
 
 
 def rows(runs, over_training: bool = False) -> list[str]:
