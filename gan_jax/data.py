@@ -182,12 +182,21 @@ def mixture_std(name: str, std: float = 0.0) -> float:
   return float(std) or MIXTURE_STDS[name]
 
 
+def mixture_of(data_config) -> tuple[np.ndarray, float]:
+  """The mixture config.data names: (its centres [K, 2], its components' std).
+
+  Raises:
+    DataError: an unknown mixture, or a radius, spacing or std that is not positive.
+  """
+  centres = mixture_centres(data_config.name, radius=float(data_config.mixture_radius),
+                            spacing=float(data_config.mixture_spacing))
+  return centres, mixture_std(data_config.name, float(data_config.mixture_std))
+
+
 def _mixture_split(data_config, split: str) -> np.ndarray:
   """Draws `toy_size` points of an equal-weight 2-D mixture as float32 [N, 1, 1, 2]."""
-  name, size = data_config.name, int(data_config.toy_size)
-  centres = mixture_centres(name, radius=float(data_config.mixture_radius),
-                            spacing=float(data_config.mixture_spacing))
-  std = mixture_std(name, float(data_config.mixture_std))
+  size = int(data_config.toy_size)
+  centres, std = mixture_of(data_config)
   if size <= 0:
     raise DataError(f'config.data.toy_size (points per split) must be positive, got {size}.')
   rng = np.random.default_rng([int(data_config.toy_seed), SYNTHETIC_SPLITS.index(split)])

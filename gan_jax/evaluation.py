@@ -3,7 +3,7 @@
 The protocol is `config.eval.method`: 'parzen' (the paper's, gan_jax.parzen_protocol), 'ais'
 (annealed importance sampling with BDMC bounds, gan_jax.ais_protocol), 'sample_quality'
 (classifier-feature FID, KID, precision/recall, memorisation: gan_jax.quality_protocol) or
-'modes' (modes covered of a 2-D mixture: gan_jax.modes_protocol). Each is a
+'modes' (modes covered of a 2-D mixture or Stacked MNIST: gan_jax.modes_protocol). Each is a
 module with the same few names (NAME, SPLITS, HEADLINE, SHARED, score_generator, describe, ...);
 this driver restores G (the plain G, G averaged over checkpoints, or its EMA), names the output
 (`<method>.json`, `<method>_step_N.json` with --step, a suffix for an averaged G) and handles a

@@ -95,9 +95,7 @@ def make_modes_figure(exp, ckpt, step: int | None, out_dirs: list[str],
     raise checkpoint.no_checkpoint_error(ckpt.directory)
   steps = panel_steps(kept, step)
   d, m = exp.config.data, exp.config.eval.modes
-  centres = data.mixture_centres(d.name, radius=float(d.mixture_radius),
-                                 spacing=float(d.mixture_spacing))
-  std = data.mixture_std(d.name, float(d.mixture_std))
+  centres, std = data.mixture_of(d)
   panels = _panels(exp, ckpt, steps, ema)
   paths = []
   for seed_panels, out_dir in zip(panels, out_dirs):

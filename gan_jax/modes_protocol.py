@@ -57,9 +57,7 @@ def score(config, samples, classifier_weights=None) -> dict:
     module, params = classifier_weights or classifier.load('mnist')
     return dict(modes.stacked_mnist_coverage(module, params, samples), classifier='mnist',
                 classifier_sha256=classifier.shipped('mnist').sha256)
-  centres = data.mixture_centres(d.name, radius=float(d.mixture_radius),
-                                 spacing=float(d.mixture_spacing))
-  std = data.mixture_std(d.name, float(d.mixture_std))
+  centres, std = data.mixture_of(d)
   m = config.eval.modes
   return dict(modes.mode_coverage(samples.reshape(len(samples), 2), centres, std,
                                   min_count=m.min_count),

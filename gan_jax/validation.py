@@ -90,9 +90,7 @@ def _check_points(config) -> None:
   """
   d = config.data
   if d.name in data.MIXTURE_STDS:
-    # Each raises DataError, one line, for a radius, spacing or std that is not positive.
-    data.mixture_centres(d.name, radius=float(d.mixture_radius), spacing=float(d.mixture_spacing))
-    data.mixture_std(d.name, float(d.mixture_std))
+    data.mixture_of(d)  # One-line DataError for a radius, spacing or std that is not positive.
   if data.DATASETS[d.name].synthetic and config.model.g_output_activation != 'linear':
     raise ConfigError(f"'{d.name}' holds real-valued points, which G's "
                       f"'{config.model.g_output_activation}' output cannot reach: set "
