@@ -58,8 +58,7 @@ def bench_step(name: str, rule: str, precision: str, steps: int, repeats: int) -
   with jax.default_matmul_precision(matmul_precision):
     exp = experiment.build(config, shape, len(images))
     state = exp.initial_state(images)
-    step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec,
-                                      axis_name=None)
+    step = exp.single_step(axis_name=None)
     per_step = exp.spec.minibatches_per_step
     batch = jnp.asarray(images[:per_step * config.train.batch_size].reshape(
         per_step, config.train.batch_size, *shape))

@@ -57,7 +57,6 @@ from benchmarks import common
 from benchmarks.common import best_rate, dense_shapes, load_images, make_config, step_flops
 from gan_jax import data
 from gan_jax import experiment
-from gan_jax import train_step
 from gan_jax import workdir
 
 RULES = ('simultaneous', 'alternating')
@@ -96,6 +95,7 @@ class Program:
                      for seed in exp.seeds]
     rngs = [jax.random.fold_in(jax.random.key(seed), 1) for seed in exp.seeds]
     self.rng = jax.numpy.stack(rngs) if exp.stacked else rngs[0]
+    self.own_hypers = exp.hypers()[1]
     self.active = np.ones(len(exp.seeds), bool)
     self.step = 0
     self.finite = True
@@ -114,7 +114,7 @@ class Program:
   def args(self, count: int) -> tuple:
     idx = self.indices(count)
     if self.exp.stacked:
-      return self.state, self.images, idx, self.rng, self.active
+      return self.state, self.images, idx, (self.rng, self.own_hypers), self.active
     return self.state, self.images, idx, self.rng
 
   def call(self, count: int) -> None:
@@ -153,11 +153,9 @@ def bench_rule(rule: str, seeds: list[int], steps: int, repeats: int, dtype: str
   config = seeds_config(rule, dtype, 1, steps, quick)
   shape, n = images.shape[1:], len(images)
   # The single-seed program, compiled once, run for seeds seed, seed + 1, ... in turn.
-  singles = [experiment.build(workdir.seed_config(config, config.seed + i), shape, n)
+  singles = [experiment.build(workdir.member_config(config, config.seed + i), shape, n)
              for i in range(max(seeds))]
-  single_chunk = train_step.data_parallel_chunk(singles[0].g_model, singles[0].d_model,
-                                                singles[0].g_tx, singles[0].d_tx,
-                                                singles[0].spec)
+  single_chunk = singles[0].parallel_chunk()
   on_device = jax.device_put(images, singles[0].replicated)
   sequential = [Program(exp, single_chunk, images, on_device) for exp in singles]
   one = sequential[0].state
@@ -171,9 +169,7 @@ def bench_rule(rule: str, seeds: list[int], steps: int, repeats: int, dtype: str
   for s in seeds:
     many = seeds_config(rule, dtype, s, steps, quick)
     exp = experiment.build(many, shape, n)
-    chunk = (single_chunk if s == 1 else
-             train_step.data_parallel_chunk(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx,
-                                            exp.spec, seeds=True))
+    chunk = single_chunk if s == 1 else exp.parallel_chunk()
     program = Program(exp, chunk, images, on_device)
     row = dict(rule=rule, seeds=s, program=program, multi=[], seq=[], recompiles=0)
     before = len(common.compiles)

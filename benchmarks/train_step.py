@@ -65,8 +65,7 @@ class JaxStep:
     self.batch = jnp.asarray(images[:per_step * batch].reshape(per_step, batch, *images.shape[1:]))
     self.rng = jax.random.key(seed)
     self.init_state = exp.initial_state(images)
-    step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec,
-                                      axis_name=None)
+    step = exp.single_step(axis_name=None)
     self.fn = jax.jit(step, donate_argnums=0)
     # Copy: the first call donates (deletes) its input state.
     self.state = jax.tree.map(jnp.copy, self.init_state)
@@ -192,9 +191,8 @@ def bench_input_path(rule: str, images, chunks: int, steps_per_call: int, repeat
   n_dev, per_step = jax.device_count(), exp.spec.minibatches_per_step
   batch = config.train.batch_size
   local = batch // n_dev
-  step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec)
-  p_chunk = train_step.data_parallel_chunk(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx,
-                                           exp.spec)
+  step = exp.single_step()
+  p_chunk = exp.parallel_chunk()
 
   def const_chunk(state, fixed, rng):
     return jax.lax.scan(lambda s, _: step(s, fixed, rng), state, None, length=steps_per_call)

@@ -25,6 +25,12 @@ import numpy as np
 # Top-level sections whose keys are names, not schema fields (e.g. stage names): never upgraded.
 FREE_FORM = ('stages',)
 
+# The fields config.sweep may vary: numbers that keep every shape, read by the train step from
+# each member's own values (gan_jax.train_step.Hypers).
+SWEEPABLE = ('optim.learning_rate', 'optim.min_lr', 'optim.lr_decay_factor',
+             'optim.init_momentum', 'optim.final_momentum', 'optim.adam_b1', 'optim.adam_b2',
+             'train.g_ema_decay')
+
 
 def base_config() -> ml_collections.ConfigDict:
   """The whole schema with its defaults (locked): the MNIST recipe, added fields off."""
@@ -37,6 +43,10 @@ def base_config() -> ml_collections.ConfigDict:
   # compiled program (every leaf of the state gains a leading seed axis); each seed's outputs in
   # <workdir>/seed_<s>/, the stacked checkpoints once in <workdir>/checkpoints.
   config.num_seeds = 1
+  # A hyper-parameter sweep in the same program: config.num_seeds seeds for each value in `grid`
+  # of `field` (one of SWEEPABLE), all trained at once, paired (the same seeds at every value).
+  # Each member's outputs in <workdir>/<field>=<value>/seed_<s>/. field '' = no sweep.
+  config.sweep = ml_collections.ConfigDict(dict(field='', grid=()))
 
   # Multi-stage experiments (gan_jax/stages.py, e.g. experiments/tfd.py): one run per stage in
   # <workdir>/<stage>. `stages.<name>` holds that stage's overrides as nested sections; an empty

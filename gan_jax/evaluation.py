@@ -178,46 +178,88 @@ _SPLIT_IMAGES = {'train': 'training images', 'valid': 'validation images'}
 
 
 def evaluate_seeds(exp, g_params, head: dict, splits: dict, where: tuple) -> dict:
-  """Each seed of a run of several scored as a run of that seed alone would be.
+  """Each member of a run of several scored as a run of that member alone would be.
 
-  Seed s's G is its slice of the stacked `g_params`; its record (the one its single-seed run,
-  --config.seed=s, writes) goes to seed_<s>/`name`, and a seed that went non-finite in training
-  (scored at the parameters it froze at) says so under 'stopped'. The summary goes to
-  <method>_seeds[_step_N][suffix].json in `workdir`.
+  Member m's G is its slice of the stacked `g_params`; its record (the one its run alone,
+  workdir.member_config, writes) goes to <m's folder>/`name`, and a member that went non-finite
+  in training (scored at the parameters it froze at) says so under 'stopped'. The seeds'
+  summary goes to <method>_seeds[_step_N][suffix].json in `workdir`; in a sweep, one per value
+  in <workdir>/<field>=<value>/, and the values side by side in <method>_sweep[...].json.
 
   Args:
     exp: the stacked run's Experiment.
-    g_params: G's parameters with the leading seed axis.
+    g_params: G's parameters with the leading member axis.
     head: the record's fields before the result (as `evaluate` builds them).
     splits: the protocol's data splits.
-    where: (workdir, the per-seed file name, the checkpoint host record's `stopped`
-      ({str(seed): [step, quantity]}), time.time() when the evaluation began).
+    where: (workdir, the per-member file name, the checkpoint host record's `stopped`
+      ({str(member.key): [step, quantity]}), time.time() when the evaluation began).
 
   Returns:
-    The summary (see `seeds_summary`).
+    The summary (see `seeds_summary`); in a sweep, the sweep's (see `sweep_summary`).
   """
   workdir, name, stopped, start = where
   method = METHODS[exp.config.eval.method]
   records = []
-  for i, seed in enumerate(exp.seeds):
-    seed_start = time.time()
+  for i, member in enumerate(exp.members):
+    member_start = time.time()
     record = dict(head)
-    if str(seed) in stopped:
-      record['stopped'] = stopped_info(stopped[str(seed)])
+    if str(member.key) in stopped:
+      record['stopped'] = stopped_info(stopped[str(member.key)])
     record = method.score_generator(exp, state_lib.seed_slice(g_params, i), splits, record)
-    record['seconds'] = round(time.time() - seed_start, 1)
-    path = os.path.join(workdir_lib.seed_dir(workdir, seed), name)
+    record['seconds'] = round(time.time() - member_start, 1)
+    path = os.path.join(workdir, member.name, name)
     writers.write_json(path, record, indent=2)
-    logging.info('Seed %d: %s -> %s', seed, method.describe(record, _source(record)), path)
+    logging.info('%s: %s -> %s', str(member).capitalize(),
+                 method.describe(record, _source(record)), path)
     records.append(record)
-  summary = seeds_summary(method, exp.seeds, records, name)
-  summary['seconds'] = round(time.time() - start, 1)
-  path = os.path.join(workdir, name.replace(method.NAME, f'{method.NAME}_seeds', 1))
+  seeds_name = name.replace(method.NAME, f'{method.NAME}_seeds', 1)
+  if not exp.config.sweep.field:
+    summary = seeds_summary(method, exp.seeds, records, name)
+    summary['seconds'] = round(time.time() - start, 1)
+    _write_summary(os.path.join(workdir, seeds_name), summary,
+                   seeds_summary_line(method, summary))
+    return summary
+  summaries = []
+  for value in exp.config.sweep.grid:
+    at = [i for i, m in enumerate(exp.members) if m.value == float(value)]
+    summary = seeds_summary(method, [exp.seeds[i] for i in at], [records[i] for i in at], name)
+    path = os.path.join(workdir, workdir_lib.value_name(exp.config, value), seeds_name)
+    # One seed has no spread to state: its own record's line.
+    line = (seeds_summary_line(method, summary) if len(at) > 1
+            else method.describe(records[at[0]], _source(records[at[0]])))
+    _write_summary(path, summary, f'{exp.config.sweep.field}={value!r}: {line}')
+    summaries.append(summary)
+  sweep = sweep_summary(method, exp.config, summaries, seeds_name)
+  sweep['seconds'] = round(time.time() - start, 1)
+  path = os.path.join(workdir, name.replace(method.NAME, f'{method.NAME}_sweep', 1))
+  _write_summary(path, sweep, f'{method.NAME} over {exp.config.sweep.field} = '
+                 f'{list(exp.config.sweep.grid)}, {exp.config.num_seeds} seed(s) each')
+  return sweep
+
+
+def _write_summary(path: str, summary: dict, line: str) -> None:
   writers.write_json(path, summary, indent=2)
-  line = f'{seeds_summary_line(method, summary)} -> {path}'
+  line = f'{line} -> {path}'
   logging.info(line)
   print(line)
-  return summary
+
+
+def sweep_summary(method, config, summaries: list[dict], seeds_name: str) -> dict:
+  """<method>_sweep.json: each swept value's statistics across its seeds, side by side.
+
+  Layout: `field`, `seeds` (the same at every value), `step`, and `per_value`: one entry per
+  value of config.sweep.grid with the value, its HEADLINE means and sds across seeds (sd None for
+  one seed), n_seeds, the seeds that stopped, and the path of its <method>_seeds.json.
+  """
+  per_value = []
+  for value, summary in zip(config.sweep.grid, summaries):
+    stats = {k: v for k, v in summary.items()
+             if k in method.HEADLINE or k.startswith('sd_') or k == 'n_seeds'}
+    per_value.append({'value': float(value), **stats, 'stopped': summary['stopped'],
+                      'record': os.path.join(workdir_lib.value_name(config, value),
+                                             seeds_name)})
+  return {'field': config.sweep.field, 'seeds': summaries[0]['seeds'],
+          'step': summaries[0]['step'], 'per_value': per_value}
 
 
 def stopped_info(entry) -> dict:
@@ -311,8 +353,8 @@ def _report(method, record: dict, path: str) -> dict:
 
 
 def check_num_seeds(config, workdir: str) -> None:
-  """A clear error when the config's prior or num_seeds is not the run's (G's samples are its
-  own only under its prior; a run of several seeds stacks its checkpoints along a leading
+  """A clear error when the config's prior, num_seeds or sweep is not the run's (G's samples are
+  its own only under its prior; a run of several members stacks its checkpoints along a leading
   axis)."""
   trained = workdir_lib.read_config(workdir)
   if trained is not None and trained.model.prior != config.model.prior:
@@ -326,3 +368,11 @@ def check_num_seeds(config, workdir: str) -> None:
         f'The run in {workdir} trained {trained.num_seeds} seed(s) in one program, the config '
         f'says config.num_seeds={config.num_seeds}: pass --config.num_seeds='
         f'{trained.num_seeds} (and --config.seed={trained.seed}) to read its checkpoints.')
+  if trained is not None and (trained.sweep.field, tuple(trained.sweep.grid)) != (
+      config.sweep.field, tuple(config.sweep.grid)):
+    raise ConfigError(
+        f'The run in {workdir} swept {trained.sweep.field or "nothing"}'
+        f'{" over " + str(tuple(trained.sweep.grid)) if trained.sweep.field else ""}, the config '
+        f'says config.sweep.field={config.sweep.field!r}, grid={tuple(config.sweep.grid)}: pass '
+        f'--config.sweep.field={trained.sweep.field!r} --config.sweep.grid="'
+        f'{tuple(trained.sweep.grid)}" to read its checkpoints.')

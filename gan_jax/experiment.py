@@ -7,6 +7,8 @@ disagree about the models a config describes.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import Callable
 
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -17,6 +19,7 @@ from gan_jax import optim
 from gan_jax import parallel
 from gan_jax import state as state_lib
 from gan_jax import train_step
+from gan_jax import workdir as workdir_lib
 
 
 @dataclasses.dataclass
@@ -26,7 +29,8 @@ class Experiment:
   Attributes:
     config: the run's config.
     g_model, d_model: the Flax modules.
-    g_tx, d_tx: their optimisers (None when built for sampling only).
+    optimizer: builds G's or D's optimiser from an optim.Hypers (None when built for sampling
+      only); each member of a run of several gets its own numbers (`hypers`).
     spec: the train step's static settings.
     image_shape: (H, W, C) of the data.
     replicated: the sharding that puts an array whole on every device.
@@ -34,8 +38,7 @@ class Experiment:
   config: object
   g_model: object
   d_model: object
-  g_tx: object
-  d_tx: object
+  optimizer: Callable | None
   spec: train_step.StepSpec
   image_shape: tuple
   replicated: NamedSharding
@@ -44,14 +47,45 @@ class Experiment:
     self.g_apply = jax.jit(self.g_model.apply)  # G in evaluation mode (it has no dropout).
 
   @property
+  def members(self) -> list[workdir_lib.Member]:
+    """The GANs this run trains (workdir.members): its seeds, for each swept value."""
+    return workdir_lib.members(self.config)
+
+  @property
   def seeds(self) -> list[int]:
-    """The seeds this run trains: config.seed, ..., config.seed + config.num_seeds - 1."""
-    return [self.config.seed + i for i in range(self.config.num_seeds)]
+    """Each member's seed: config.seed, ..., config.seed + config.num_seeds - 1 (per value)."""
+    return [m.seed for m in self.members]
 
   @property
   def stacked(self) -> bool:
-    """Whether the state has a leading seed axis (config.num_seeds > 1)."""
-    return self.config.num_seeds > 1
+    """Whether the state has a leading member axis (several seeds, or a sweep)."""
+    return len(self.members) > 1
+
+  @property
+  def tx(self):
+    """The config's optimiser, for initialising optimiser states (their layout is the same
+    whatever the numbers)."""
+    return self.optimizer(optim.hypers(self.config.optim))
+
+  def hypers(self) -> tuple[train_step.Hypers, train_step.Hypers]:
+    """The step's Hypers as train_step.split_hypers gives them, (shared, own): a run of one's
+    own config's (Python floats) and all None; for several members, what they share and each
+    one's own numbers (its config, workdir.member_config) where they differ (a sweep's field)."""
+    each = [step_hypers(workdir_lib.member_config(self.config, m.seed, m.value))
+            for m in self.members]
+    return train_step.split_hypers(each)
+
+  def single_step(self, axis_name: str | None = parallel.AXIS):
+    """The train step of a run of one, `step(state, batch, rng)`, its Hypers constants."""
+    step = train_step.make_train_step(self.g_model, self.d_model, self.optimizer, self.spec,
+                                      axis_name)
+    return train_step.fixed(step, self.hypers()[0])
+
+  def parallel_chunk(self):
+    """The compiled training chunk over all local devices (train_step.data_parallel_chunk): a
+    run of one's, or the members' (given their keys and own Hypers with each call)."""
+    step = train_step.make_train_step(self.g_model, self.d_model, self.optimizer, self.spec)
+    return train_step.data_parallel_chunk(step, self.hypers()[0], self.stacked)
 
   def initial_state(self, train_images: np.ndarray | None) -> state_lib.GANState:
     """The freshly initialised state, on every device: each seed's as a run of that seed alone
@@ -60,9 +94,10 @@ class Experiment:
     `train_images` set G's output bias from the pixel marginals where the config asks for it.
     """
     bias_images = train_images if self.config.model.g_output_bias_from_marginals else None
-    states = [state_lib.create_state(jax.random.key(seed), self.g_model, self.d_model, self.g_tx,
-                                     self.d_tx, self.spec.z_dim, self.image_shape, bias_images,
-                                     self.spec.g_ema_decay) for seed in self.seeds]
+    tx = self.tx
+    states = [state_lib.create_state(jax.random.key(seed), self.g_model, self.d_model, tx, tx,
+                                     self.spec.z_dim, self.image_shape, bias_images,
+                                     self.spec.g_ema) for seed in self.seeds]
     state = state_lib.stack(states) if self.stacked else states[0]
     return jax.device_put(state, self.replicated)
 
@@ -92,7 +127,12 @@ def step_spec(config) -> train_step.StepSpec:
       update=config.train.update_rule, k_steps=config.train.k_steps,
       generator_loss=config.train.generator_loss, z_dim=config.model.z_dim,
       prior=config.model.prior, max_col_norm=config.optim.max_col_norm,
-      g_ema_decay=float(config.train.g_ema_decay))
+      g_ema=config.train.g_ema_decay > 0 or (config.sweep.field == 'train.g_ema_decay'))
+
+
+def step_hypers(config) -> train_step.Hypers:
+  """The step's Hypers of a run of one, from its config (Python floats)."""
+  return train_step.Hypers(optim.hypers(config.optim), float(config.train.g_ema_decay))
 
 
 def build(config, image_shape, train_size: int | None = None) -> Experiment:
@@ -106,16 +146,14 @@ def build(config, image_shape, train_size: int | None = None) -> Experiment:
   """
   batch = config.train.batch_size
   mesh = Mesh(np.array(jax.devices()), (parallel.AXIS,))
-  g_tx = d_tx = None
+  optimizer = None
   if train_size is not None:
-    g_tx = optim.build_optimizer(config.optim, batch, train_size)
-    d_tx = optim.build_optimizer(config.optim, batch, train_size)
+    optimizer = functools.partial(optim.build_optimizer, config.optim, batch, train_size)
   return Experiment(
       config=config,
       g_model=models.build_generator(config.model, image_shape),
       d_model=models.build_discriminator(config.model),
-      g_tx=g_tx,
-      d_tx=d_tx,
+      optimizer=optimizer,
       spec=step_spec(config),
       image_shape=tuple(image_shape),
       replicated=NamedSharding(mesh, PartitionSpec()))

@@ -29,7 +29,6 @@ from gan_jax import mixture_figures
 from gan_jax import models
 from gan_jax import state as state_lib
 from gan_jax import toy_figures
-from gan_jax import workdir as workdir_lib
 from gan_jax import writers
 
 # Layout of the figures (rows x columns) and their random streams (folded into config.seed).
@@ -161,9 +160,9 @@ def _save(path: str, image: np.ndarray) -> str:
 def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
   """Writes the figures of the run in `workdir` into `workdir/figures/`.
 
-  A run of several seeds (config.num_seeds > 1) draws each seed's figures, from its slice of
-  the stacked checkpoints, into `workdir/seed_<s>/figures/`: the figures its single-seed run
-  (--config.seed=s) draws.
+  A run of several members (seeds, config.num_seeds, for each value of a sweep, config.sweep)
+  draws each member's figures, from its slice of the stacked checkpoints, into its folder's
+  figures/ (`workdir/seed_<s>/figures/`): the figures its run alone draws.
 
   Args:
     config: the run's config.
@@ -189,8 +188,8 @@ def make_figures(config, workdir: str, step: int | None = None) -> list[str]:
     exp = experiment.build(config, train.shape[1:], len(train))
     # An averaged G or the EMA of G (what --mode=eval scores with g_average or g_ema) is drawn
     # into a folder of its own.
-    out_dirs = [os.path.join(workdir_lib.seed_dir(workdir, s) if exp.stacked else workdir,
-                             'figures') for s in exp.seeds]
+    out_dirs = [os.path.join(workdir, m.name if exp.stacked else '', 'figures')
+                for m in exp.members]
     if int(np.prod(train.shape[1:])) == 1:
       return toy_figures.make_figure1(
           exp, ckpt, exp.initial_state(train), step,

@@ -19,25 +19,47 @@ import optax
 OPTIMIZERS = ('sgd_momentum', 'adam')
 
 
-def learning_rate_schedule(optim_config) -> Callable[[chex.Numeric], chex.Numeric]:
-  """lr_t = max(lr / decay_factor**t, min_lr): pylearn2's ExponentialDecay, one decay per update."""
-  lr0, floor = optim_config.learning_rate, optim_config.min_lr
+class Hypers(NamedTuple):
+  """The optimiser's numbers that keep every shape, as the schedules and updates read them.
+
+  Python floats for a run of one; a run of several members (config.sweep) passes each member's
+  own as traced scalars, so one compiled program trains them all. Built by `hypers`.
+  """
+  learning_rate: chex.Numeric
+  min_lr: chex.Numeric
+  log_lr_decay: chex.Numeric  # log(lr_decay_factor), taken in float64 (see `hypers`).
+  init_momentum: chex.Numeric
+  final_momentum: chex.Numeric
+  adam_b1: chex.Numeric
+  adam_b2: chex.Numeric
+
+
+def hypers(optim_config) -> Hypers:
+  """`config.optim`'s shape-keeping numbers, as Python floats."""
+  c = optim_config
   # log(1.000004) in float64: float32 cannot hold 1.000004 to better than ~1e-2 relative in the log.
-  log_decay = math.log(optim_config.lr_decay_factor)
+  return Hypers(float(c.learning_rate), float(c.min_lr), math.log(c.lr_decay_factor),
+                float(c.init_momentum), float(c.final_momentum), float(c.adam_b1),
+                float(c.adam_b2))
+
+
+def learning_rate_schedule(h: Hypers) -> Callable[[chex.Numeric], chex.Numeric]:
+  """lr_t = max(lr / decay_factor**t, min_lr): pylearn2's ExponentialDecay, one decay per update."""
 
   def schedule(count):
-    lr = lr0 * jnp.exp(-jnp.asarray(count, jnp.float32) * log_decay)
-    return jnp.maximum(lr, floor)
+    lr = h.learning_rate * jnp.exp(-jnp.asarray(count, jnp.float32) * h.log_lr_decay)
+    return jnp.maximum(lr, h.min_lr)
 
   return schedule
 
 
-def momentum_schedule(optim_config, examples_per_update: int,
+def momentum_schedule(h: Hypers, optim_config, examples_per_update: int,
                       epoch_size: int) -> Callable[[chex.Numeric], chex.Numeric]:
   """pylearn2's MomentumAdjustor: linear in the epoch from `start` to `saturate`, then constant.
 
   The epoch is 1-based and counted in examples: update t belongs to epoch
-  floor(t * examples_per_update / epoch_size) + 1.
+  floor(t * examples_per_update / epoch_size) + 1. The epochs come from `optim_config`, the
+  momenta from `h`.
   """
   c = optim_config
   span = max(c.momentum_saturate_epoch - c.momentum_start_epoch, 1)
@@ -45,7 +67,7 @@ def momentum_schedule(optim_config, examples_per_update: int,
   def schedule(count):
     epoch = jnp.floor(jnp.asarray(count, jnp.float32) * examples_per_update / epoch_size) + 1
     alpha = jnp.clip((epoch - c.momentum_start_epoch) / span, 0.0, 1.0)
-    return c.init_momentum + alpha * (c.final_momentum - c.init_momentum)
+    return h.init_momentum + alpha * (h.final_momentum - h.init_momentum)
 
   return schedule
 
@@ -70,15 +92,20 @@ def pylearn2_momentum(lr_fn, momentum_fn) -> optax.GradientTransformation:
   return optax.GradientTransformation(init, update)
 
 
-def build_optimizer(optim_config, examples_per_update: int,
-                    epoch_size: int) -> optax.GradientTransformation:
-  """Builds one network's optimiser from `config.optim` (G and D each get their own)."""
-  lr_fn = learning_rate_schedule(optim_config)
+def build_optimizer(optim_config, examples_per_update: int, epoch_size: int,
+                    h: Hypers | None = None) -> optax.GradientTransformation:
+  """Builds one network's optimiser from `config.optim` (G and D each get their own).
+
+  `h` overrides the config's shape-keeping numbers (`hypers(optim_config)` when None): the train
+  step builds each member's optimiser from its own, traced when it trains several.
+  """
+  h = hypers(optim_config) if h is None else h
+  lr_fn = learning_rate_schedule(h)
   if optim_config.name == 'sgd_momentum':
-    return pylearn2_momentum(lr_fn, momentum_schedule(optim_config, examples_per_update,
+    return pylearn2_momentum(lr_fn, momentum_schedule(h, optim_config, examples_per_update,
                                                       epoch_size))
   if optim_config.name == 'adam':
-    return optax.adam(lr_fn, b1=optim_config.adam_b1, b2=optim_config.adam_b2)
+    return optax.adam(lr_fn, b1=h.adam_b1, b2=h.adam_b2)
   raise ValueError(f"Unknown optimiser '{optim_config.name}': choose one of {OPTIMIZERS}.")
 
 

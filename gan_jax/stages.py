@@ -48,6 +48,10 @@ def selected_stages(config) -> tuple[str, ...]:
     raise ConfigError(f'config.num_seeds={config.num_seeds} is not supported for a staged '
                       f'experiment (stages {list(config.stage_order)}) yet: train it with '
                       '--config.num_seeds=1, once per seed (--config.seed).')
+  if config.sweep.field:
+    raise ConfigError(f'config.sweep.field={config.sweep.field} is not supported for a staged '
+                      f'experiment (stages {list(config.stage_order)}) yet: train it once per '
+                      "value, with --config.sweep.field=''.")
   order = tuple(config.stage_order)
   if sorted(order) != sorted(config.stages.keys()):
     raise ConfigError(

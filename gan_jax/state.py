@@ -36,7 +36,7 @@ class GANState:
 
 def create_state(key: jax.Array, g_model, d_model, g_tx: optax.GradientTransformation,
                  d_tx: optax.GradientTransformation, z_dim: int, image_shape,
-                 train_images: np.ndarray | None = None, g_ema_decay: float = 0.0) -> GANState:
+                 train_images: np.ndarray | None = None, g_ema: bool = False) -> GANState:
   """Initialises both networks and optimisers.
 
   Args:
@@ -46,7 +46,7 @@ def create_state(key: jax.Array, g_model, d_model, g_tx: optax.GradientTransform
     z_dim: size of G's input.
     image_shape: (H, W, C) of the data.
     train_images: if given, G's output bias is set from the pixel marginals of these images.
-    g_ema_decay: if > 0, the state carries an EMA of G, starting at G's initial parameters.
+    g_ema: whether the state carries an EMA of G, starting at G's initial parameters.
 
   Returns:
     The initial GANState (step 0).
@@ -62,7 +62,7 @@ def create_state(key: jax.Array, g_model, d_model, g_tx: optax.GradientTransform
       d_params=d_params,
       g_opt_state=g_tx.init(g_params),
       d_opt_state=d_tx.init(d_params))
-  return with_g_ema(state, g_ema_decay > 0)
+  return with_g_ema(state, g_ema)
 
 
 def with_g_ema(state: GANState, on: bool) -> GANState:

@@ -4,9 +4,10 @@ checkpoint; resume, SIGTERM and the non-finite check.
 `train(config, workdir)` prepares the run (config checks, the workdir, data, the state: fresh,
 warm-started or resumed) and hands it to a `Trainer`, which owns what stays fixed for the run
 (the compiled chunk, the data on the devices, the writers) and passes the changing state from
-call to call. With several seeds (config.num_seeds) the state has a leading seed axis, each
-seed writes its own `<workdir>/seed_<s>/` as a run of its own, and a seed whose step goes
-non-finite stops alone.
+call to call. With several members (seeds, config.num_seeds, for each value of a sweep,
+config.sweep) the state has a leading member axis, each member writes its own folder
+(`<workdir>/seed_<s>/`, or `<workdir>/<field>=<value>/seed_<s>/`) as a run of its own, and a
+member whose step goes non-finite stops alone.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from gan_jax import parzen_protocol
 from gan_jax import progress
 from gan_jax import quality_protocol
 from gan_jax import state as state_lib
-from gan_jax import train_step
 from gan_jax import validation
 from gan_jax import warm_start
 from gan_jax import workdir as workdir_lib
@@ -42,8 +42,8 @@ from gan_jax.errors import WorkdirError
 
 @dataclasses.dataclass
 class SeedOutput:
-  """Where one seed's logs and samples go: the run's workdir, or `seed_<s>/` in it."""
-  seed: int
+  """Where one member's logs and samples go: the run's workdir, or the member's folder in it."""
+  member: workdir_lib.Member
   directory: str
   metric_writer: writers.MetricWriter
 
@@ -75,24 +75,26 @@ def train(config, workdir: str, allow_config_change: bool = False) -> dict:
   one = state_lib.seed_slice(state, 0) if exp.stacked else state
   logging.info('G: %d parameters, D: %d parameters%s.', state_lib.param_count(one.g_params),
                state_lib.param_count(one.d_params),
-               f'; seeds {exp.seeds} in one program' if exp.stacked else '')
+               f'; {len(exp.members)} members in one program ({", ".join(map(str, exp.members))})'
+               if exp.stacked else '')
   with checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                config.train.keep_checkpoints) as ckpt:
     state, host = _starting_state(exp, state, ckpt, workdir)
     step = int(np.asarray(parallel.host_local(state.step)).max())
     with contextlib.ExitStack() as stack:
       outputs = []
-      for seed in exp.seeds:
-        directory = workdir_lib.seed_dir(workdir, seed) if exp.stacked else workdir
-        if exp.stacked:  # Each seed's folder is laid out as a run of that seed alone.
-          workdir_lib.prepare(directory, workdir_lib.seed_config(config, seed), write=lead,
-                              allow_new_config=True)
+      for member in exp.members:
+        directory = os.path.join(workdir, member.name) if exp.stacked else workdir
+        if exp.stacked:  # Each member's folder is laid out as a run of that member alone.
+          alone = workdir_lib.member_config(config, member.seed, member.value)
+          workdir_lib.prepare(directory, alone, write=lead, allow_new_config=True)
         metric_writer = stack.enter_context(writers.MetricWriter(directory, enabled=lead))
         metric_writer.truncate_after(step)
-        outputs.append(SeedOutput(seed, directory, metric_writer))
+        outputs.append(SeedOutput(member, directory, metric_writer))
       trainer = Trainer(exp, splits, ckpt, outputs)
+      keys = {str(m.key): m.key for m in exp.members}  # The host record's keys are strings.
       return trainer.run(state, progress.PendingMetrics.from_json(step, host.get('pending')),
-                         {int(s): tuple(v) for s, v in host.get('stopped', {}).items()})
+                         {keys[k]: tuple(v) for k, v in host.get('stopped', {}).items()})
 
 
 def _starting_state(exp, fresh, ckpt, workdir: str):
@@ -107,10 +109,10 @@ def _starting_state(exp, fresh, ckpt, workdir: str):
       fresh = warm_start.init_generator_from(exp, fresh, exp.config.model.g_init_from, workdir)
     return fresh, {}
   logging.info('Resumed from the checkpoint at step %d.', step)
-  if exp.spec.g_ema_decay and restored.g_ema_params is None:
+  if exp.spec.g_ema and restored.g_ema_params is None:
     # Only with --allow_config_change (the decay is part of the run's config).
     logging.warning('The checkpoint at step %d has no EMA of G: config.train.g_ema_decay=%g '
-                    'starts one from the restored G.', step, exp.spec.g_ema_decay)
+                    'starts one from the restored G.', step, exp.config.train.g_ema_decay)
     restored = jax.device_put(state_lib.with_g_ema(restored, True), exp.replicated)
   return restored, ckpt.host_record(step)
 
@@ -122,7 +124,7 @@ def _refuse_dropping_g_ema(workdir: str, config) -> None:
   for good), so it takes a new workdir. Checked before anything in the workdir is written.
   """
   ckpt_dir = os.path.join(workdir, 'checkpoints')
-  if config.train.g_ema_decay or not os.path.isdir(ckpt_dir):
+  if experiment.step_spec(config).g_ema or not os.path.isdir(ckpt_dir):
     return
   has_ema = False
   with checkpoint.Checkpointer(ckpt_dir, read_only=True) as ckpt:
@@ -151,8 +153,8 @@ class Trainer:
     self.points = splits['train'].shape[1:3] == (1, 1)
     self.lead = jax.process_index() == 0
     self.devices_here = parallel.process_devices()
-    self.chunk = train_step.data_parallel_chunk(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx,
-                                                exp.spec, seeds=exp.stacked)
+    self.own_hypers = exp.hypers()[1]  # Each member's where they differ (a sweep's field).
+    self.chunk = exp.parallel_chunk()
     self.images = jax.device_put(splits['train'], exp.replicated)
     self.samplers = [data.EpochSampler(self.train_size, config.train.batch_size, seed)
                      for seed in exp.seeds]
@@ -161,9 +163,12 @@ class Trainer:
     self.fixed_z = [models.sample_prior(jax.random.fold_in(jax.random.key(seed), 2),
                                         (100, exp.spec.z_dim), config.model.prior)
                     for seed in exp.seeds]
-    self.lr_fn = optim.learning_rate_schedule(config.optim)
-    self.momentum_fn = optim.momentum_schedule(config.optim, config.train.batch_size,
-                                               self.train_size)
+    # Each member's schedules, for its log (a sweep's members have their own numbers).
+    each = [optim.hypers(workdir_lib.member_config(config, o.member.seed, o.member.value).optim)
+            for o in outputs]
+    self.lr_fns = [optim.learning_rate_schedule(h) for h in each]
+    self.momentum_fns = [optim.momentum_schedule(h, config.optim, config.train.batch_size,
+                                                 self.train_size) for h in each]
 
   def run(self, state, pending: progress.PendingMetrics, stopped: dict) -> dict:
     """Trains from `state` to config.train.num_steps, or until SIGTERM.
@@ -171,17 +176,17 @@ class Trainer:
     Args:
       state: the state to start from (stacked with several seeds).
       pending: the metrics its checkpoint had not logged yet.
-      stopped: {seed: (step, quantity)} of the seeds that went non-finite before.
+      stopped: {member.key: (step, quantity)} of the members that went non-finite before.
 
     Returns:
-      The last logged metrics (with `preempted_at` after a SIGTERM); with several seeds,
-      {'seeds': {seed: metrics}, 'stopped': stopped}.
+      The last logged metrics (with `preempted_at` after a SIGTERM); with several members,
+      {'seeds': {member.key: metrics}, 'stopped': stopped}.
     """
     t = self.exp.config.train
     step = int(np.asarray(parallel.host_local(state.step)).max())
-    results = {out.seed: {} for out in self.outputs}
+    results = {out.member.key: {} for out in self.outputs}
     # Placed as the chunk returns it: a NumPy `active` would compile the first call apart.
-    active = jax.device_put(np.array([out.seed not in stopped for out in self.outputs]),
+    active = jax.device_put(np.array([out.member.key not in stopped for out in self.outputs]),
                             self.exp.replicated)
     with progress.Preemption() as preemption:
       while step < t.num_steps:
@@ -205,13 +210,13 @@ class Trainer:
     self.ckpt.wait()
     if stopped:
       raise TrainingError(
-          f'Seeds {sorted(stopped)} stopped early ({_stopped_text(stopped)}); the others ran to '
-          f'step {step}. Their files are kept: rerun them with another seed or a lower lr.')
+          f'{_stopped_names(stopped)} stopped early ({_stopped_text(stopped)}); the others ran '
+          f'to step {step}. Their files are kept: rerun them with another seed or a lower lr.')
     return self._result(results, stopped)
 
   def _result(self, results: dict, stopped: dict) -> dict:
     if not self.exp.stacked:
-      return results[self.outputs[0].seed]
+      return results[self.outputs[0].member.key]
     return {'seeds': results, 'stopped': dict(stopped)}
 
   def _host_record(self, pending: progress.PendingMetrics, stopped: dict) -> dict:
@@ -234,7 +239,8 @@ class Trainer:
       state, metrics = self.chunk(state, self.images, idx, self.rng)
       return state, active, metrics
     idx = np.stack(idx, axis=1).transpose(3, 0, 1, 2, 4)[self.devices_here]
-    (state, active), metrics = self.chunk(state, self.images, idx, self.rng, active)
+    (state, active), metrics = self.chunk(state, self.images, idx, (self.rng, self.own_hypers),
+                                          active)
     return state, active, metrics
 
   def _is_log_step(self, step: int) -> bool:
@@ -252,7 +258,7 @@ class Trainer:
       self._log(step, pending, results, stopped)
     all_g_params = parallel.host_local(state.g_params)
     for i, out in enumerate(self.outputs):
-      if out.seed in stopped:
+      if out.member.key in stopped:
         continue
       g_params = state_lib.seed_slice(all_g_params, i) if self.exp.stacked else all_g_params
       # Point data (toy1d, the mixtures) have no image to tile: their figures draw them.
@@ -270,11 +276,11 @@ class Trainer:
           quality = f'; FID {estimate["fid_valid"]:.3g}, KID {estimate["kid_valid"]:.3g}'
         out.metric_writer.write(step, estimate)
         logging.info('step %d  %sParzen estimate on validation: %.1f nats (sigma %.3f)%s', step,
-                     f'seed {out.seed}  ' if self.exp.stacked else '',
+                     f'{out.member}  ' if self.exp.stacked else '',
                      estimate['parzen_valid'], estimate['parzen_sigma'], quality)
-        results[out.seed].update(estimate)
+        results[out.member.key].update(estimate)
       if self._due(step, config.eval.modes.every):
-        results[out.seed].update(self._modes(out, g_params, step))
+        results[out.member.key].update(self._modes(out, g_params, step))
     if self._due(step, config.train.checkpoint_every):
       unlogged = progress.PendingMetrics(step) if self._is_log_step(step) else pending
       self.ckpt.save(step, state, self._host_record(unlogged, stopped))
@@ -283,7 +289,7 @@ class Trainer:
     """The modes score (--config.eval.method=modes's, same samples) of one seed's G, logged."""
     estimate = modes_protocol.training_estimate(self.exp, g_params)
     out.metric_writer.write(step, estimate)
-    logging.info('step %d  %s%s', step, f'seed {out.seed}  ' if self.exp.stacked else '',
+    logging.info('step %d  %s%s', step, f'{out.member}  ' if self.exp.stacked else '',
                  modes_protocol.describe_estimate(estimate))
     return estimate
 
@@ -295,22 +301,21 @@ class Trainer:
     host = pending.on_host()
     since, since_step = pending.clock
     steps_per_sec = (step - since_step) / max(time.time() - since, 1e-9)
-    common = dict(lr=float(self.lr_fn(step * per_step)),
-                  momentum=float(self.momentum_fn(step * per_step)),
-                  steps_per_sec=steps_per_sec,
+    common = dict(steps_per_sec=steps_per_sec,
                   epoch=step * per_step * t.batch_size / self.train_size)
     for i, out in enumerate(self.outputs):
-      if out.seed in stopped:
+      if out.member.key in stopped:
         continue
       column = (lambda v: v[:, i]) if self.exp.stacked else (lambda v: v)
       result = {k: float(np.mean(column(v))) for k, v in host.items() if k != 'finite'}
-      result.update(common)
+      result.update(lr=float(self.lr_fns[i](step * per_step)),
+                    momentum=float(self.momentum_fns[i](step * per_step)), **common)
       out.metric_writer.write(step, result)
-      results[out.seed] = result
-    shown = [results[out.seed] for out in self.outputs if out.seed not in stopped]
+      results[out.member.key] = result
+    shown = [results[out.member.key] for out in self.outputs if out.member.key not in stopped]
     mean = {k: float(np.mean([r[k] for r in shown])) for k in progress.LOGGED}
     eta = (t.num_steps - step) / max(steps_per_sec, 1e-9)
-    seeds = f'  ({len(shown)} seeds, means)' if self.exp.stacked else ''
+    seeds = f'  ({len(shown)} members, means)' if self.exp.stacked else ''
     logging.info('step %d/%d  %.1f steps/s  ETA %s  d_loss %.4f  g_loss %.4f  V %.4f  '
                  'D(x) %.3f  D(G(z)) %.3f%s', step, t.num_steps, steps_per_sec,
                  progress.hms(eta), mean['d_loss'], mean['g_loss'], mean['value'],
@@ -329,18 +334,25 @@ class Trainer:
             'learning rate or change the seed, then rerun to resume from it.')
       return
     for i, out in enumerate(self.outputs):
-      bad = None if out.seed in stopped else pending.first_bad(i)
+      bad = None if out.member.key in stopped else pending.first_bad(i)
       if bad is not None:
-        stopped[out.seed] = bad
-        logging.warning('Seed %d: non-finite %s at step %d: this seed stops there (its state '
-                        'kept from step %d, its files in %s); the others go on.', out.seed,
-                        bad[1], bad[0], bad[0] - 1, out.directory)
+        stopped[out.member.key] = bad
+        logging.warning('%s: non-finite %s at step %d: it stops there (its state kept from '
+                        'step %d, its files in %s); the others go on.',
+                        str(out.member).capitalize(), bad[1], bad[0], bad[0] - 1, out.directory)
     if len(stopped) == len(self.outputs):
       self.ckpt.wait()
       raise TrainingError(f'Every seed went non-finite ({_stopped_text(stopped)}): training '
                           'stopped. Lower the learning rate or change the seeds.')
 
 
+def _stopped_names(stopped: dict) -> str:
+  """'Seeds [3, 4]', or in a sweep 'Members [<field>=<value>/seed_<s>, ...]'."""
+  keys = sorted(stopped)
+  return f'Seeds {keys}' if all(isinstance(k, int) for k in keys) else f'Members {keys}'
+
+
 def _stopped_text(stopped: dict) -> str:
-  return ', '.join(f'seed {s}: {q} at step {t}' for s, (t, q) in sorted(stopped.items()))
+  return ', '.join(f'seed {s}: {q} at step {t}' if isinstance(s, int) else f'{s}: {q} at step {t}'
+                   for s, (t, q) in sorted(stopped.items()))
 

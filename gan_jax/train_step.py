@@ -1,23 +1,30 @@
 """The per-device training step: Algorithm 1 (alternating) and the original code's simultaneous rule.
 
-`make_train_step` returns a pure function `train_step(state, batch, rng) -> (state, metrics)`
-written for one device; gradients are averaged over the named axis `axis_name` so that, mapped
-over all devices (`data_parallel_chunk`, through gan_jax.parallel), it is data-parallel SGD on
-the global batch.
+`make_train_step` returns a pure function `train_step(state, batch, rng, hypers) -> (state,
+metrics)` written for one device; gradients are averaged over the named axis `axis_name` so that,
+mapped over all devices (`data_parallel_chunk`, through gan_jax.parallel), it is data-parallel
+SGD on the global batch.
 
 Randomness: the step key is `fold_in(rng, state.step)`; every example of the *global* batch then
 gets its own key, `fold_in(step_key, global_example_index)`, with the global index derived from
 `axis_index`. Noise z and dropout masks are drawn per example from those keys, so the update does
 not depend on the number of devices the global batch is split over.
+
+`hypers` holds the numbers that keep every shape (learning rate, momenta, EMA decay): constants
+of the compiled program for a run of one; when it trains several members (config.num_seeds,
+config.sweep), those they share stay constants and each member's own (a sweep's field) come in
+as traced scalars, so a hyper-parameter sweep is one compiled program (`split_hypers`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from gan_jax import losses
@@ -45,8 +52,8 @@ class StepSpec:
     z_dim: size of G's input.
     prior: 'uniform' or 'gaussian'.
     max_col_norm: if > 0, pylearn2's column-norm projection after every update.
-    g_ema_decay: if > 0, the state carries an EMA of G's parameters, updated after every G
-      step as ema = decay * ema + (1 - decay) * g_params.
+    g_ema: whether the state carries an EMA of G's parameters, updated after every G step as
+      ema = decay * ema + (1 - decay) * g_params with Hypers.g_ema_decay.
   """
   update: str = 'simultaneous'
   k_steps: int = 1
@@ -54,11 +61,17 @@ class StepSpec:
   z_dim: int = 100
   prior: str = 'uniform'
   max_col_norm: float = 0.0
-  g_ema_decay: float = 0.0
+  g_ema: bool = False
 
   @property
   def minibatches_per_step(self) -> int:
     return self.k_steps if self.update == 'alternating' else 1
+
+
+class Hypers(NamedTuple):
+  """One member's shape-keeping numbers: its optimisers' (G's and D's alike) and its EMA decay."""
+  optim: optim.Hypers
+  g_ema_decay: chex.Numeric
 
 
 def _example_keys(key: jax.Array, local_batch: int, axis_name: str | None) -> jax.Array:
@@ -71,21 +84,21 @@ def _pmean(tree, axis_name):
   return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
 
-def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
-                    d_tx: optax.GradientTransformation, spec: StepSpec,
+def make_train_step(g_model, d_model, optimizer: Callable, spec: StepSpec,
                     axis_name: str | None = parallel.AXIS) -> Callable:
-  """Builds `train_step(state, batch, rng) -> (state, metrics)` for one device.
+  """Builds `train_step(state, batch, rng, hypers) -> (state, metrics)` for one device.
 
   Args:
     g_model, d_model: generator and discriminator modules.
-    g_tx, d_tx: their optimisers.
+    optimizer: optim.Hypers -> optax.GradientTransformation; builds G's and D's optimisers
+      (each with its own state) from the step's numbers.
     spec: the static step settings.
     axis_name: the device axis to average gradients over, or None when not mapped.
 
   Returns:
     The step. `batch` holds this device's real images, shape [minibatches_per_step, local_batch,
-    H, W, C]; `rng` is the run's base key (the same on every device and step). Metrics are
-    averaged over devices.
+    H, W, C]; `rng` is the run's base key (the same on every device and step); `hypers` its
+    Hypers. Metrics are averaged over devices.
   """
   if spec.update not in UPDATE_RULES:
     raise ValueError(f"Unknown update rule '{spec.update}': choose one of {UPDATE_RULES}.")
@@ -109,12 +122,14 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
     logits = d_model.apply(d_params, jnp.concatenate([real, fake]), keys)
     return logits[:n], logits[n:]
 
-  def apply(tx, grads, opt_state, params):
-    updates, opt_state = tx.update(grads, opt_state, params)
+  def apply(hypers, grads, opt_state, params):
+    updates, opt_state = optimizer(hypers.optim).update(grads, opt_state, params)
     params = optim.max_col_norm(optax.apply_updates(params, updates), spec.max_col_norm)
     return params, opt_state
 
-  def finish(state, g_params, g_opt, d_params, d_opt, g_grads, d_grads, metrics):
+  def finish(state, new, g_grads, d_grads, metrics, g_ema_decay):
+    """The next state from `new` = (g_params, g_opt, d_params, d_opt), and the step's metrics."""
+    g_params, g_opt, d_params, d_opt = new
     metrics = dict(metrics)
     metrics['g_grad_norm'] = optax.global_norm(g_grads)
     metrics['d_grad_norm'] = optax.global_norm(d_grads)
@@ -125,22 +140,21 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
     metrics['finite'] = jnp.all(jnp.isfinite(scalars)) & jnp.all(jnp.isfinite(norms))
     new_state = state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
                               g_opt_state=g_opt, d_opt_state=d_opt,
-                              g_ema_params=g_ema(state.g_ema_params, g_params))
+                              g_ema_params=g_ema(state.g_ema_params, g_params, g_ema_decay))
     return new_state, metrics
 
-  def g_ema(ema, g_params):
+  def g_ema(ema, g_params, d):
     # Whether the state has an EMA is its structure, fixed when tracing: without one, nothing
     # is traced. The parameters are the same on every device after the pmean, so is the EMA.
-    if (ema is None) != (spec.g_ema_decay == 0):
-      raise ValueError(f'StepSpec.g_ema_decay={spec.g_ema_decay} but the state '
+    if (ema is None) == spec.g_ema:
+      raise ValueError(f'StepSpec.g_ema={spec.g_ema} but the state '
                        f'{"has no" if ema is None else "has an"} EMA of G: build it with '
-                       'create_state(..., g_ema_decay) or state.with_g_ema.')
+                       'create_state(..., g_ema) or state.with_g_ema.')
     if ema is None:
       return None
-    d = spec.g_ema_decay
     return jax.tree.map(lambda e, g: d * e + (1.0 - d) * g, ema, g_params)
 
-  def simultaneous(state: GANState, batch, rng):
+  def simultaneous(state: GANState, batch, rng, hypers: Hypers):
     x = batch[0]
     key = jax.random.fold_in(rng, state.step)
     z = noise(key, x.shape[0])
@@ -159,12 +173,13 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
     d_grads = pullback((one, zero))[1]  # XLA drops the unused halves of each pullback.
     g_grads = pullback((zero, one))[0]
     g_grads, d_grads = _pmean((g_grads, d_grads), axis_name)
-    d_params, d_opt = apply(d_tx, d_grads, state.d_opt_state, state.d_params)
-    g_params, g_opt = apply(g_tx, g_grads, state.g_opt_state, state.g_params)
+    d_params, d_opt = apply(hypers, d_grads, state.d_opt_state, state.d_params)
+    g_params, g_opt = apply(hypers, g_grads, state.g_opt_state, state.g_params)
     metrics = _pmean(dict(aux, d_loss=d_loss, g_loss=g_loss), axis_name)
-    return finish(state, g_params, g_opt, d_params, d_opt, g_grads, d_grads, metrics)
+    return finish(state, (g_params, g_opt, d_params, d_opt), g_grads, d_grads, metrics,
+                  hypers.g_ema_decay)
 
-  def alternating(state: GANState, batch, rng):
+  def alternating(state: GANState, batch, rng, hypers: Hypers):
     key = jax.random.fold_in(rng, state.step)
     local_batch = batch.shape[1]
 
@@ -181,7 +196,7 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
 
       (d_loss, aux), grads = jax.value_and_grad(d_objective, has_aux=True)(d_params)
       grads = _pmean(grads, axis_name)
-      d_params, d_opt = apply(d_tx, grads, d_opt, d_params)
+      d_params, d_opt = apply(hypers, grads, d_opt, d_params)
       return (d_params, d_opt, grads), dict(aux, d_loss=d_loss)
 
     zero_grads = jax.tree.map(jnp.zeros_like, state.d_params)
@@ -198,17 +213,25 @@ def make_train_step(g_model, d_model, g_tx: optax.GradientTransformation,
 
     g_loss, g_grads = jax.value_and_grad(g_objective)(state.g_params)
     g_grads = _pmean(g_grads, axis_name)
-    g_params, g_opt = apply(g_tx, g_grads, state.g_opt_state, state.g_params)
+    g_params, g_opt = apply(hypers, g_grads, state.g_opt_state, state.g_params)
     # D's metrics are those of the last of its k steps.
     metrics = jax.tree.map(lambda m: m[-1], d_metrics)
     metrics = _pmean(dict(metrics, g_loss=g_loss), axis_name)
-    return finish(state, g_params, g_opt, d_params, d_opt, g_grads, d_grads, metrics)
+    return finish(state, (g_params, g_opt, d_params, d_opt), g_grads, d_grads, metrics,
+                  hypers.g_ema_decay)
 
   return simultaneous if spec.update == 'simultaneous' else alternating
 
 
+def fixed(train_step: Callable, hypers: Hypers) -> Callable:
+  """`train_step(state, batch, rng)`: the step of a run of one, its `hypers` (Python floats)
+  constants of the compiled program."""
+  return lambda state, batch, rng: train_step(state, batch, rng, hypers)
+
+
 def make_train_chunk(train_step: Callable) -> Callable:
-  """Runs several steps in one compiled call, gathering each batch from on-device data.
+  """Runs several steps of `train_step(state, batch, rng)` (`fixed`) in one compiled call,
+  gathering each batch from on-device data.
 
   Returns:
     `chunk(state, images, indices, rng) -> (state, metrics)`: `images` is the whole training set
@@ -226,51 +249,83 @@ def make_train_chunk(train_step: Callable) -> Callable:
   return chunk
 
 
-def make_seeds_chunk(train_step: Callable) -> Callable:
-  """`make_train_chunk` for a state with a leading seed axis: the step vmapped over seeds.
+def split_hypers(each: list[Hypers]) -> tuple[Hypers, Hypers]:
+  """Members' Hypers as (shared, own): a program compiles what all members share as constants.
+
+  Args:
+    each: every member's Hypers (Python floats), in the order of the leading axis.
 
   Returns:
-    `chunk(state, images, indices, rng, active) -> ((state, active), metrics)`: `indices` is
-    [steps, seeds, minibatches_per_step, local_batch], `rng` one base key per seed, `active`
-    [seeds] bool. A seed whose step is not finite becomes inactive, and an inactive seed keeps
-    its state (its last good step) from then on: one seed's NaN stops that seed alone, and the
-    returned `active` (fed to the next call) says so without a transfer to the host. Metrics
-    are [steps, seeds].
+    `shared`: the first member's numbers (Python floats); `own`: for each number that differs
+    among members, all of theirs as a float32 array along the leading axis, None where they all
+    agree. A number all share stays a constant, so a run of several seeds compiles the very
+    arithmetic of a run of one (in float32, 1 - 0.999 loses 1e-5 of itself).
+  """
+  flat = [jax.tree.leaves(h) for h in each]
+  own = [None if len(set(v)) == 1 else np.asarray(v, np.float32) for v in zip(*flat)]
+  return each[0], jax.tree.unflatten(jax.tree.structure(each[0]), own)
+
+
+def _merge(shared: Hypers, own: Hypers) -> Hypers:
+  """A member's Hypers: its own numbers where it has them, the shared ones elsewhere."""
+  return jax.tree.map(lambda s, o: s if o is None else o, shared, own)
+
+
+def make_seeds_chunk(train_step: Callable, shared: Hypers) -> Callable:
+  """`make_train_chunk` for a state with a leading member axis: the step vmapped over members.
+
+  `shared` (Python floats, see `split_hypers`) are constants of the compiled program; each
+  member's own numbers come with each call.
+
+  Returns:
+    `chunk(state, images, indices, members, active) -> ((state, active), metrics)`: `indices`
+    is [steps, members, minibatches_per_step, local_batch]; `members` is (rng, own), one base
+    key per member and `split_hypers`'s `own`, along the leading axis; `active` [members] bool.
+    A member whose step is not finite becomes inactive, and an inactive member keeps its state
+    (its last good step) from then on: one member's NaN stops that member alone, and the
+    returned `active` (fed to the next call) says so without a transfer to the host. Metrics are
+    [steps, members].
   """
 
-  def guarded(state, batch, rng, active):
-    new_state, metrics = train_step(state, batch, rng)
+  def guarded(state, batch, member, active):
+    rng, own = member
+    new_state, metrics = train_step(state, batch, rng, _merge(shared, own))
     keep = metrics['finite'] & active
     new_state = jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_state, state)
     return (new_state, keep), metrics
 
   step = jax.vmap(guarded)
 
-  def chunk(state, images, indices, rng, active):
+  def chunk(state, images, indices, members, active):
     def body(carry, idx):
       state, active = carry
-      return step(state, images[idx], rng, active)
+      return step(state, images[idx], members, active)
 
     return jax.lax.scan(body, (state, active), indices)
 
   return chunk
 
 
-def data_parallel_chunk(g_model, d_model, g_tx: optax.GradientTransformation,
-                        d_tx: optax.GradientTransformation, spec: StepSpec,
-                        seeds: bool = False) -> Callable:
+def data_parallel_chunk(train_step: Callable, shared: Hypers, members: bool = False) -> Callable:
   """The training chunk mapped over all local devices: data-parallel SGD on the global batch.
+
+  Args:
+    train_step: `make_train_step`'s step (mapped over parallel.AXIS).
+    shared: the Hypers compiled in as constants: a run of one's, or what its members share.
+    members: whether the state has a leading member axis (`make_seeds_chunk`).
 
   Returns:
     `chunk(state, images, indices, rng) -> (state, metrics)` as `make_train_chunk`'s, with
     `indices` given per device, [devices, steps, minibatches_per_step, local_batch]; the
     state, images, key and the returned state and metrics are shared by every device. The
-    input state's buffers are donated. With `seeds`, `make_seeds_chunk`'s `chunk(state, images,
-    indices, rng, active)`, indices [devices, steps, seeds, minibatches_per_step, local_batch].
+    input state's buffers are donated. With `members`, `make_seeds_chunk`'s `chunk(state,
+    images, indices, members, active)`, indices [devices, steps, members, minibatches_per_step,
+    local_batch].
   """
-  step = make_train_step(g_model, d_model, g_tx, d_tx, spec)
-  if seeds:
-    return parallel.over_devices(make_seeds_chunk(step), in_axes=(None, None, 0, None, None),
-                                 out_axes=(None, None), donate_argnums=(0,))
-  return parallel.over_devices(make_train_chunk(step), in_axes=(None, None, 0, None),
-                               out_axes=(None, None), donate_argnums=(0,))
+  if members:
+    return parallel.over_devices(make_seeds_chunk(train_step, shared),
+                                 in_axes=(None, None, 0, None, None), out_axes=(None, None),
+                                 donate_argnums=(0,))
+  return parallel.over_devices(make_train_chunk(fixed(train_step, shared)),
+                               in_axes=(None, None, 0, None), out_axes=(None, None),
+                               donate_argnums=(0,))

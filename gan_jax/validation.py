@@ -10,7 +10,9 @@ from gan_jax import layers
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import optim
+from gan_jax import config as config_lib
 from gan_jax import train_step
+from gan_jax import workdir as workdir_lib
 from gan_jax.errors import ConfigError
 
 
@@ -69,17 +71,50 @@ def _check_model_extras(m) -> None:
 
 
 def _check_seeds(config) -> None:
-  """config.num_seeds, and what several seeds in one program cannot do yet."""
+  """config.num_seeds and config.sweep, and what several members in one program cannot do yet."""
   _positive(config.num_seeds, 'num_seeds', integer=True)
-  if config.num_seeds == 1:
+  _check_sweep(config.sweep)
+  if config.num_seeds == 1 and not config.sweep.field:
     return
+  what = (f'config.num_seeds={config.num_seeds}' if not config.sweep.field
+          else f'config.sweep.field={config.sweep.field}')
+  one = ('--config.num_seeds=1' if not config.sweep.field
+         else "--config.num_seeds=1 --config.sweep.field=''")
   if config.model.g_init_from:
-    raise ConfigError(f'config.num_seeds={config.num_seeds} with config.model.g_init_from is not '
-                      'supported yet: warm-start one seed per run (--config.num_seeds=1).')
+    raise ConfigError(f'{what} with config.model.g_init_from is not supported yet: warm-start '
+                      f'one GAN per run ({one}).')
   if jax.process_count() > 1:
-    raise ConfigError(f'config.num_seeds={config.num_seeds} across {jax.process_count()} '
-                      'processes is not supported yet: run the seeds on one host, or one seed '
-                      'per run (--config.num_seeds=1).')
+    raise ConfigError(f'{what} across {jax.process_count()} processes is not supported yet: '
+                      f'run it on one host, or one GAN per run ({one}).')
+
+
+def _check_sweep(sweep) -> None:
+  """config.sweep: a field that keeps shapes and distinct numbers for it, or neither."""
+  values = tuple(sweep.grid)
+  if not sweep.field:
+    if values:
+      raise ConfigError(f'config.sweep.grid={values} but config.sweep.field is empty: name the '
+                        'field they are for (--config.sweep.field=optim.learning_rate, say).')
+    return
+  _choice(sweep.field, config_lib.SWEEPABLE, 'sweep.field')
+  if not values:
+    raise ConfigError(f'config.sweep.field={sweep.field} needs values: pass '
+                      '--config.sweep.grid="(0.1, 0.05)", say.')
+  if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+    raise ConfigError(f'config.sweep.grid must be numbers, got {values}.')
+  if len(set(float(v) for v in values)) < len(values):
+    raise ConfigError(f'config.sweep.grid={values} repeats a value: give each once.')
+
+
+def _check_members(config, device_count: int) -> None:
+  """Each swept value checked as the run of that value alone, the error naming the value."""
+  for member in workdir_lib.members(config):
+    if member.seed == config.seed and member.value is not None:
+      try:
+        validate(workdir_lib.member_config(config, member.seed, member.value), device_count)
+      except ConfigError as e:
+        raise ConfigError(f'config.sweep.grid holds {member.value!r} for '
+                          f'{config.sweep.field}: {e}') from None
 
 
 def _check_points(config) -> None:
@@ -150,13 +185,7 @@ def validate(config, device_count: int) -> None:
   if t.batch_size % device_count:
     raise ConfigError(f'config.train.batch_size={t.batch_size} is not divisible by the '
                       f'{device_count} devices: use a multiple of {device_count}.')
-  o = config.optim
-  _positive(o.learning_rate, 'optim.learning_rate')
-  if o.lr_decay_factor < 1.0:
-    raise ConfigError(f'config.optim.lr_decay_factor divides the lr every step and must be >= 1, '
-                      f'got {o.lr_decay_factor}.')
-  if o.max_col_norm < 0:
-    raise ConfigError(f'config.optim.max_col_norm must be >= 0 (0 = off), got {o.max_col_norm}.')
+  _check_optim(config.optim)
   e = config.eval
   if e.every < 0:
     raise ConfigError(f'config.eval.every must be >= 0 (0 = off), got {e.every}.')
@@ -177,6 +206,22 @@ def validate(config, device_count: int) -> None:
     raise ConfigError(f'config.eval.parzen.sigmas must be non-empty and positive, got '
                       f'{tuple(p.sigmas)}.')
   _check_eval_methods(e, config.data.name)
+  _check_members(config, device_count)
+
+
+def _check_optim(o) -> None:
+  """config.optim's numbers."""
+  _positive(o.learning_rate, 'optim.learning_rate')
+  if o.lr_decay_factor < 1.0:
+    raise ConfigError(f'config.optim.lr_decay_factor divides the lr every step and must be >= 1, '
+                      f'got {o.lr_decay_factor}.')
+  if o.min_lr < 0:
+    raise ConfigError(f'config.optim.min_lr (the lr\'s floor) must be >= 0, got {o.min_lr}.')
+  for field in ('init_momentum', 'final_momentum', 'adam_b1', 'adam_b2'):
+    if not 0.0 <= o[field] < 1.0:
+      raise ConfigError(f'config.optim.{field} must be in [0, 1), got {o[field]}.')
+  if o.max_col_norm < 0:
+    raise ConfigError(f'config.optim.max_col_norm must be >= 0 (0 = off), got {o.max_col_norm}.')
 
 
 def _check_eval_methods(e, data_name: str) -> None:

@@ -79,7 +79,7 @@ def init_generator_from(exp, state, source: str, workdir: str):
   copied = sorted(source_params['params'])
   logging.info("G's layers %s start from step %d of %s; %s are new.", copied, step, path,
                sorted(set(g_params['params']) - set(copied)))
-  state = state.replace(g_params=g_params, g_opt_state=exp.g_tx.init(g_params))
+  state = state.replace(g_params=g_params, g_opt_state=exp.tx.init(g_params))
   if state.g_ema_params is not None:  # The EMA of G starts at the G training starts from.
     state = state_lib.with_g_ema(state.replace(g_ema_params=None), True)
   return jax.device_put(state, exp.replicated)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -19,7 +20,7 @@ RESUMABLE_CHANGES = (
 )
 
 # Fields no run can change on resume, not even with --allow_config_change: they shape the state.
-FIXED_FIELDS = ('num_seeds',)
+FIXED_FIELDS = ('num_seeds', 'sweep.field', 'sweep.grid')
 
 
 def _flatten(d: dict, prefix: str = '') -> dict:
@@ -58,10 +59,57 @@ def seed_dir(workdir: str, seed: int) -> str:
   return os.path.join(workdir, f'seed_{seed}')
 
 
-def seed_config(config, seed: int):
-  """The config of one seed of a run of several: `config` with that seed and num_seeds 1."""
+@dataclasses.dataclass(frozen=True)
+class Member:
+  """One GAN of a run of several: its seed and, in a sweep, its value of config.sweep.field.
+
+  Attributes:
+    seed: its seed.
+    value: its value of the swept field; None without a sweep.
+    name: its folder in the workdir: seed_<s>, or <field>=<value>/seed_<s> in a sweep.
+  """
+  seed: int
+  value: float | None
+  name: str
+
+  @property
+  def key(self):
+    """What names it in logs' records and checkpoints: the seed, or in a sweep its folder."""
+    return self.seed if self.value is None else self.name
+
+  def __str__(self) -> str:
+    where = '' if self.value is None else f'{os.path.dirname(self.name)} '
+    return f'{where}seed {self.seed}'
+
+
+def value_name(config, value: float) -> str:
+  """A swept value's folder in the workdir, <field>=<value> (repr: distinct values, distinct
+  names)."""
+  return f'{config.sweep.field}={float(value)!r}'
+
+
+def members(config) -> list[Member]:
+  """The GANs a run trains, in the order of its state's leading axis.
+
+  Without a sweep, seeds config.seed, ..., config.seed + num_seeds - 1; with one, those seeds
+  for each of config.sweep.grid in turn (value-major).
+  """
+  seeds = [config.seed + i for i in range(config.num_seeds)]
+  if not config.sweep.field:
+    return [Member(s, None, os.path.basename(seed_dir('', s))) for s in seeds]
+  return [Member(s, float(v), seed_dir(value_name(config, v), s))
+          for v in config.sweep.grid for s in seeds]
+
+
+def member_config(config, seed: int, value: float | None = None):
+  """The config of one member of a run of several (seed `seed`, and `value` of the swept field
+  in a sweep): the run of that member alone (num_seeds 1, no sweep)."""
   one = config.copy_and_resolve_references()
   one.seed, one.num_seeds = seed, 1
+  if value is not None:
+    section, name = config.sweep.field.split('.')
+    one[section][name] = value
+    one.sweep.field, one.sweep.grid = '', ()
   return one
 
 
@@ -106,10 +154,11 @@ def prepare(workdir: str, config, write: bool = True, allow_new_config: bool = F
     diff = differences(old, new)
     fixed = [k for k in diff if k in FIXED_FIELDS]
     if fixed:
+      was = _flatten(config_lib.upgrade(old)).get(fixed[0])  # Written before the field: default.
       raise WorkdirError(
-          f'--workdir {workdir} holds a run of {fixed[0]}={_flatten(old).get(fixed[0], 1)!r}, '
-          f'which {fixed[0]}={_flatten(new).get(fixed[0])!r} cannot resume (its state has '
-          'another shape), even with --allow_config_change: use a new --workdir.')
+          f'--workdir {workdir} holds a run of {fixed[0]}={was!r}, '
+          f'which {fixed[0]}={_flatten(new).get(fixed[0])!r} cannot resume (its state holds '
+          'other GANs), even with --allow_config_change: use a new --workdir.')
     if diff and not allow_new_config:
       shown = ', '.join(f'{k}: {_flatten(old).get(k)!r} -> {_flatten(new).get(k)!r}'
                         for k in diff[:3])

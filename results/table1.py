@@ -24,6 +24,7 @@ from its own seed_<s>/ files as a run of that seed alone would, and the test num
 mean ± sd (ddof 1) across seeds of the seeds' seed_<s>/parzen_step_N.json, the per-seed numbers
 that parzen_seeds_step_N.json summarises (--evaluate scores every seed at each step it needs).
 Seeds stopped early (non-finite in training) are scored at their frozen parameters and named.
+A sweep (config.sweep) is one such row per value, its files in <field>=<value>/seed_<s>/.
 """
 
 from __future__ import annotations
@@ -90,13 +91,14 @@ def protocol_valid(workdir: str) -> dict[int, float]:
   return valid
 
 
-def choose(workdir: str, on: str = 'metrics', seed: int | None = None) -> dict:
+def choose(workdir: str, on: str = 'metrics', member: str = '') -> dict:
   """The run's newest checkpoint and the checkpointed step with the best validation estimate.
 
   Args:
     workdir: the run.
     on: 'metrics' (training-time `parzen_valid`) or 'protocol' (parzen_step_N.json files).
-    seed: in a run of several seeds, the seed whose estimates (in seed_<s>/) choose.
+    member: in a run of several, the folder of the member whose estimates choose (seed_<s>,
+      or <field>=<value>/seed_<s> in a sweep); '' for a run of one.
 
   Returns:
     {'last', 'best', 'best_valid', 'steps_per_sec'}; 'best' is 'last' when nothing is estimated.
@@ -107,7 +109,7 @@ def choose(workdir: str, on: str = 'metrics', seed: int | None = None) -> dict:
     saved = ckpt.steps()
   if not saved:
     raise ValueError(f'{workdir} has no checkpoints.')
-  files = workdir if seed is None else workdir_lib.seed_dir(workdir, seed)
+  files = os.path.join(workdir, member)
   lines = metrics(files)
   if on == 'metrics':
     valid = {l['step']: l['parzen_valid'] for l in lines if 'parzen_valid' in l}
@@ -120,11 +122,10 @@ def choose(workdir: str, on: str = 'metrics', seed: int | None = None) -> dict:
           'steps_per_sec': sorted(rates)[len(rates) // 2] if rates else None}
 
 
-def score(workdir: str, config, step: int, run_protocol: bool,
-          seed: int | None = None) -> dict | None:
-  """The protocol's record of the checkpoint at `step` (of `seed`'s G in a run of several)."""
-  files = workdir if seed is None else workdir_lib.seed_dir(workdir, seed)
-  path = os.path.join(files, evaluation.step_json_name(step))
+def score(workdir: str, config, step: int, run_protocol: bool, member: str = '') -> dict | None:
+  """The protocol's record of the checkpoint at `step` (of the G of the member in folder
+  `member`, in a run of several)."""
+  path = os.path.join(workdir, member, evaluation.step_json_name(step))
   if not os.path.exists(path) and run_protocol:
     evaluation.evaluate(config, workdir, step)
   if not os.path.exists(path):
@@ -150,22 +151,36 @@ def fmt_seeds(records: list[dict | None], run_seeds: list[int]) -> str:
 
 
 def row(name: str, workdir: str, config, on: str, run_protocol: bool) -> str:
-  """The table's row for one run (one for all the seeds of a run of several)."""
+  """The table's row for one run: one for all the seeds of a run of several, one per value (its
+  seeds) of a sweep."""
+  how = (on, run_protocol)
+  if not config.sweep.field:
+    return _row(name, workdir, config, workdir_lib.members(config) if seeds(config) else [], how)
+  return '\n'.join(
+      _row(f'{name} {workdir_lib.value_name(config, v)}', workdir, config,
+           [m for m in workdir_lib.members(config) if m.value == float(v)], how)
+      for v in config.sweep.grid)
+
+
+def _row(name: str, workdir: str, config, members: list, how: tuple) -> str:
+  """One row: of a run of one (no `members`), or of `members`' seeds; `how` is (on,
+  run_protocol)."""
+  on, run_protocol = how
   t = config.train
-  run_seeds = seeds(config)
-  if run_seeds is None:
+  run_seeds = [m.seed for m in members]
+  if not members:
     chosen = choose(workdir, on)
     best = fmt(score(workdir, config, chosen['best'], run_protocol))
     last = fmt(score(workdir, config, chosen['last'], run_protocol))
     seed, valid = str(config.seed), _valid(chosen)
     best_step = f"{chosen['best']:,} ({valid})"
   else:
-    each = [choose(workdir, on, s) for s in run_seeds]
+    each = [choose(workdir, on, m.name) for m in members]
     chosen = each[0]  # Same checkpoints and speed for all: one program trains them.
-    best = fmt_seeds([score(workdir, config, c['best'], run_protocol, s)
-                      for c, s in zip(each, run_seeds)], run_seeds)
-    last = fmt_seeds([score(workdir, config, c['last'], run_protocol, s)
-                      for c, s in zip(each, run_seeds)], run_seeds)
+    best = fmt_seeds([score(workdir, config, c['best'], run_protocol, m.name)
+                      for c, m in zip(each, members)], run_seeds)
+    last = fmt_seeds([score(workdir, config, c['last'], run_protocol, m.name)
+                      for c, m in zip(each, members)], run_seeds)
     seed = f'{run_seeds[0]}-{run_seeds[-1]} ({len(run_seeds)} seeds)'
     best_step = ', '.join(f"{c['best']:,} ({_valid(c)})" for c in each)
   rate = f"{chosen['steps_per_sec']:.0f}" if chosen['steps_per_sec'] else '-'

@@ -33,6 +33,12 @@ from gan_jax import workdir as workdir_lib
     ('train', 'g_ema_decay', 1.0, r'train.g_ema_decay must be in \[0, 1\) .* got 1.0: set '
      r'--config.train.g_ema_decay=0.999'),
     ('train', 'g_ema_decay', -0.5, r'train.g_ema_decay must be in \[0, 1\)'),
+    ('optim', 'min_lr', -1e-6, r"config.optim.min_lr \(the lr's floor\) must be >= 0"),
+    ('optim', 'init_momentum', -0.1, r'config.optim.init_momentum must be in \[0, 1\)'),
+    ('optim', 'final_momentum', 1.0,
+     r'config.optim.final_momentum must be in \[0, 1\), got 1.0'),
+    ('optim', 'adam_b1', 1.2, r'config.optim.adam_b1 must be in \[0, 1\)'),
+    ('optim', 'adam_b2', -0.9, r'config.optim.adam_b2 must be in \[0, 1\)'),
 ])
 def test_config_errors(section, field, value, message):
   config = tiny_mnist_config()

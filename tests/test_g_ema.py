@@ -51,8 +51,8 @@ def test_ema_is_the_recurrence_over_gs_params(update_rule, k):
   decay = 0.9
   exp, state, batch = _setup(decay, update_rule, k)
   chex.assert_trees_all_equal(state.g_ema_params, state.g_params)  # It starts at G's init.
-  step = jax.jit(chex.assert_max_traces(train_step.make_train_step(
-      exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec, axis_name=None), n=1))
+  chex.clear_trace_counter()  # Each parametrisation wraps the same `train_step.fixed` lambda.
+  step = jax.jit(chex.assert_max_traces(exp.single_step(axis_name=None), n=1))
   ema = state.g_params
   for i in range(4):
     state, _ = step(state, batch if i % 2 else batch[:, ::-1], jax.random.key(3))
@@ -65,8 +65,7 @@ def test_ema_is_the_recurrence_over_gs_params(update_rule, k):
 
 def test_decay_0_leaves_the_state_as_it_was():
   exp, state, batch = _setup(0.0)
-  step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec,
-                                    axis_name=None)
+  step = exp.single_step(axis_name=None)
   new_state, _ = jax.jit(step)(state, batch, jax.random.key(0))
   for s in (state, new_state):
     assert s.g_ema_params is None and sorted(state_lib.to_tree(s)) == OLD_FIELDS
@@ -82,10 +81,9 @@ def test_four_devices_equal_one():
   assert jax.local_device_count() == 4, 'tests/conftest.py forces 4 CPU devices'
   exp, state, batch = _setup(0.9)
   rng = jax.random.key(11)
-  single = jax.jit(train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx,
-                                              exp.spec, axis_name=None))
+  single = jax.jit(exp.single_step(axis_name=None))
   s1, _ = single(*single(state, batch, rng)[:1], batch[:, ::-1], rng)
-  multi = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec)
+  multi = exp.single_step()
   p_step = jax.pmap(multi, axis_name='batch', in_axes=(None, 0, None), out_axes=(None, None))
   shard = lambda b: b.reshape(1, 4, B // 4, 28, 28, 1).transpose(1, 0, 2, 3, 4, 5)
   s4, _ = p_step(state, shard(batch), rng)

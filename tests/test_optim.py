@@ -10,11 +10,11 @@ from gan_jax import optim
 
 def test_schedules_match_mnist_yaml():
   c = mnist.get_config().optim
-  lr = optim.learning_rate_schedule(c)
+  lr = optim.learning_rate_schedule(optim.hypers(c))
   np.testing.assert_allclose(lr(0), 0.1, rtol=1e-6)
   np.testing.assert_allclose(lr(1000), 0.1 / 1.000004 ** 1000, rtol=1e-5)
   np.testing.assert_allclose(lr(10_000_000), 1e-6, rtol=1e-6)  # the floor
-  mom = optim.momentum_schedule(c, examples_per_update=100, epoch_size=50_000)
+  mom = optim.momentum_schedule(optim.hypers(c), c, examples_per_update=100, epoch_size=50_000)
   np.testing.assert_allclose(mom(0), 0.5)        # epoch 1
   np.testing.assert_allclose(mom(499), 0.5)      # still epoch 1
   np.testing.assert_allclose(mom(500), 0.5 + 0.2 / 249, rtol=1e-5)  # epoch 2

@@ -134,12 +134,12 @@ def _counting_seeds_chunk(traces):
   """train_step.make_seeds_chunk, counting the chunk's traces by its number of steps."""
   real = train_step.make_seeds_chunk
 
-  def make(step):
-    chunk = real(step)
+  def make(step, shared):
+    chunk = real(step, shared)
 
-    def counted(state, images, indices, rng, active):
+    def counted(state, images, indices, members, active):
       traces[indices.shape[0]] += 1  # Per device: [steps, seeds, minibatches, local batch].
-      return chunk(state, images, indices, rng, active)
+      return chunk(state, images, indices, members, active)
 
     return counted
 
@@ -341,11 +341,11 @@ def _poisoned_train_step(bad_seeds, bad_step):
   def make(*args, **kwargs):
     step = real(*args, **kwargs)
 
-    def poisoned(state, batch, rng):
+    def poisoned(state, batch, rng, hypers):
       bad = (jnp.any(jnp.all(jax.random.key_data(rng) == keys, axis=-1))
              & (state.step + 1 == bad_step))
       d_params = jax.tree.map(lambda p: jnp.where(bad, jnp.nan, p), state.d_params)
-      return step(state.replace(d_params=d_params), batch, rng)
+      return step(state.replace(d_params=d_params), batch, rng, hypers)
 
     return poisoned
 

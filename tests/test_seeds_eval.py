@@ -82,7 +82,7 @@ def test_each_seed_is_scored_as_its_single_seed_run(run, step, variant, capsys):
   with tfds.testing.mock_data(num_examples=EXAMPLES):
     summary = evaluation.evaluate(config, workdir, step)
     capsys.readouterr()
-    alone = {s: evaluation.evaluate(workdir_lib.seed_config(config, s), singles[s], step)
+    alone = {s: evaluation.evaluate(workdir_lib.member_config(config, s), singles[s], step)
              for s in SEEDS}
   name = 'parzen.json' if step is None else evaluation.step_json_name(step)
   name = name.replace('.json', evaluation.generator_suffix(config.eval.parzen.g_average,
@@ -186,7 +186,7 @@ def test_figures_are_drawn_per_seed_as_their_single_seed_runs(run):
   names = ['samples.png', 'nearest.png', 'interpolation.png']
   with tfds.testing.mock_data(num_examples=EXAMPLES):
     paths = figures.make_figures(config, workdir)
-    alone = {s: figures.make_figures(workdir_lib.seed_config(config, s), singles[s])
+    alone = {s: figures.make_figures(workdir_lib.member_config(config, s), singles[s])
              for s in SEEDS}
     ema_config = config.copy_and_resolve_references()
     ema_config.eval.parzen.g_ema = True
@@ -216,7 +216,7 @@ def test_toy1d_figure1_per_seed(tmp_path, monkeypatch):
   assert paths == [os.path.join(workdir, f'seed_{s}', 'figures', n) for s in (0, 1) for n in names]
   singles = _slice_run(config, workdir, str(tmp_path / 'sliced'), (1, 1, 1), 400)
   for seed in (0, 1):
-    single = figures.make_figures(workdir_lib.seed_config(config, seed), singles[seed])
+    single = figures.make_figures(workdir_lib.member_config(config, seed), singles[seed])
     for path, alone in zip(paths[3 * seed:3 * seed + 3], single):
       assert open(path, 'rb').read() == open(alone, 'rb').read(), path
   assert open(paths[0], 'rb').read() != open(paths[3], 'rb').read()
@@ -229,12 +229,12 @@ def test_table1_reports_a_run_of_several_seeds_as_mean_and_sd(run, tmp_path):
   shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns('parzen*'))
   loaded = table1.load_config(copy)
   assert table1.seeds(loaded) == list(SEEDS)
-  assert table1.seeds(workdir_lib.seed_config(loaded, 3)) is None
+  assert table1.seeds(workdir_lib.member_config(loaded, 3)) is None
   with tfds.testing.mock_data(num_examples=EXAMPLES):
     unscored = table1.row('pair', copy, loaded, 'metrics', run_protocol=False)
     row = table1.row('pair', copy, loaded, 'metrics', run_protocol=True)
   assert 'not scored (2 of 2 seeds)' in unscored
-  chosen = [table1.choose(copy, 'metrics', s) for s in SEEDS]
+  chosen = [table1.choose(copy, 'metrics', f'seed_{s}') for s in SEEDS]
   for seed, c in zip(SEEDS, chosen):
     lines = table1.metrics(os.path.join(copy, f'seed_{seed}'))
     valid = {l['step']: l['parzen_valid'] for l in lines if 'parzen_valid' in l}

@@ -44,8 +44,7 @@ def _sgd(params, grads, velocity, lr, m):
 def test_simultaneous_matches_reference(generator_loss):
   config, exp, state, batch = _setup(generator_loss=generator_loss)
   rng = jax.random.key(3)
-  step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec,
-                                    axis_name=None)
+  step = exp.single_step(axis_name=None)
   new_state, metrics = jax.jit(step)(state, batch, rng)
 
   # Reference: two separate gradients at the current parameters, the same z and masks.
@@ -81,12 +80,11 @@ def test_alternating_matches_reference():
   k = 2
   config, exp, state, batch = _setup('alternating', k=k)
   rng = jax.random.key(5)
-  step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec,
-                                    axis_name=None)
+  step = exp.single_step(axis_name=None)
   new_state, metrics = jax.jit(step)(state, batch, rng)
 
   key = jax.random.fold_in(rng, 0)
-  lr = optim.learning_rate_schedule(config.optim)
+  lr = optim.learning_rate_schedule(optim.hypers(config.optim))
   d_params, velocity = state.d_params, jax.tree.map(jnp.zeros_like, state.d_params)
   for i in range(k):  # k D steps, each with a fresh minibatch, fresh z and fresh masks.
     sub = jax.random.fold_in(key, i)
@@ -115,8 +113,8 @@ def test_alternating_matches_reference():
 @pytest.mark.parametrize('update_rule', ['simultaneous', 'alternating'])
 def test_step_traces_once(update_rule):
   _, exp, state, batch = _setup(update_rule)
-  step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec,
-                                    axis_name=None)
+  step = exp.single_step(axis_name=None)
+  chex.clear_trace_counter()  # Each parametrisation wraps the same `train_step.fixed` lambda.
   jitted = jax.jit(chex.assert_max_traces(step, n=1))
   rng = jax.random.key(0)
   for _ in range(3):
@@ -130,12 +128,11 @@ def test_four_devices_equal_one(update_rule):
   k = 2 if update_rule == 'alternating' else 1
   _, exp, state, batch = _setup(update_rule, k=k)
   rng = jax.random.key(11)
-  single = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec,
-                                      axis_name=None)
+  single = exp.single_step(axis_name=None)
   s1, m1 = jax.jit(single)(state, batch, rng)
   s1, m1 = jax.jit(single)(s1, batch[::-1], rng)
 
-  multi = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec)
+  multi = exp.single_step()
   p_step = jax.pmap(multi, axis_name='batch', in_axes=(None, 0, None), out_axes=(None, None))
   shard = lambda b: b.reshape(k, 4, B // 4, 28, 28, 1).transpose(1, 0, 2, 3, 4, 5)
   s4, m4 = p_step(state, shard(batch), rng)
@@ -150,8 +147,7 @@ def test_chunk_equals_single_steps():
   _, exp, state, _ = _setup()
   images = jax.random.uniform(jax.random.key(1), (40, 28, 28, 1))
   indices = jnp.arange(3 * B).reshape(3, 1, B) % 40
-  step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec,
-                                    axis_name=None)
+  step = exp.single_step(axis_name=None)
   rng = jax.random.key(2)
   chunked, metrics = jax.jit(train_step.make_train_chunk(step))(state, images, indices, rng)
   s = state
@@ -164,8 +160,7 @@ def test_chunk_equals_single_steps():
 def test_non_finite_is_flagged():
   _, exp, state, batch = _setup()
   bad = state.replace(g_params=jax.tree.map(lambda p: p * jnp.nan, state.g_params))
-  step = train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, exp.spec,
-                                    axis_name=None)
+  step = exp.single_step(axis_name=None)
   _, metrics = jax.jit(step)(bad, batch, jax.random.key(0))
   assert not bool(metrics['finite'])
 
@@ -174,4 +169,4 @@ def test_unknown_update_rule():
   _, exp, _, _ = _setup()
   spec = train_step.StepSpec(update='sequential')
   with pytest.raises(ValueError, match="Unknown update rule 'sequential'"):
-    train_step.make_train_step(exp.g_model, exp.d_model, exp.g_tx, exp.d_tx, spec)
+    train_step.make_train_step(exp.g_model, exp.d_model, exp.optimizer, spec)
