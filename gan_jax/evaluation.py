@@ -220,8 +220,7 @@ def evaluate_seeds(exp, g_params, head: dict, splits: dict, where: tuple) -> dic
                    seeds_summary_line(method, summary))
     return summary
   summaries = []
-  for value in exp.config.sweep.grid:
-    at = [i for i, m in enumerate(exp.members) if m.value == float(value)]
+  for value, at in workdir_lib.by_value(exp.config):
     summary = seeds_summary(method, [exp.seeds[i] for i in at], [records[i] for i in at], name)
     path = os.path.join(workdir, workdir_lib.value_name(exp.config, value), seeds_name)
     # One seed has no spread to state: its own record's line.

@@ -100,7 +100,8 @@ def make_modes_figure(exp, ckpt, step: int | None, out_dirs: list[str],
   paths = []
   for seed_panels, out_dir in zip(panels, out_dirs):
     record = {'mixture': d.name, 'num_modes': len(centres), 'mixture_std': std,
-              'min_count': int(m.min_count), 'num_samples': modes_protocol.samples_needed(exp.config)[0],
+              'min_count': int(m.min_count),
+              'num_samples': modes_protocol.samples_needed(exp.config)[0],
               'sample_seed': int(m.seed), 'g_ema': bool(ema),
               'panels': [dict(step=p.step, **_numbers(p.coverage)) for p in seed_panels]}
     png, json_path = os.path.join(out_dir, 'modes.png'), os.path.join(out_dir, 'modes.json')

@@ -4,9 +4,10 @@ Stacked MNIST.
 The mode-collapse benchmarks of Metz et al. (2017), Srivastava et al. (2017) and Lin et al.
 (2018): `num_samples` samples of G (2,500, as VEEGAN and PacGAN) are assigned to the nearest of
 the mixture's centres (experiments/mog2d.py: ring8 or grid25); a mode is covered when at least
-`min_count` samples (1, as those papers count) lie within 3 std of its centre, a sample is of high quality when it lies
-within 3 std of some centre, and the KL divergence of the high-quality samples' distribution over
-modes from the uniform one says how evenly the covered modes are hit (gan_jax.modes).
+`min_count` samples (1, as those papers count) lie within 3 std of its centre, a sample is of
+high quality when it lies within 3 std of some centre, and the KL divergence of the
+high-quality samples' distribution over modes from the uniform one says how evenly the covered
+modes are hit (gan_jax.modes).
 
 On Stacked MNIST (experiments/stacked_mnist.py) 26,000 samples (as PacGAN) are labelled channel
 by channel by the shipped MNIST classifier (gan_jax.classifier); a mode (one of 1,000 digit

@@ -5,12 +5,12 @@ from __future__ import annotations
 import jax
 
 from gan_jax import classifier
+from gan_jax import config as config_lib
 from gan_jax import data
 from gan_jax import layers
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import optim
-from gan_jax import config as config_lib
 from gan_jax import train_step
 from gan_jax import workdir as workdir_lib
 from gan_jax.errors import ConfigError

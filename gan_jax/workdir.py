@@ -101,6 +101,13 @@ def members(config) -> list[Member]:
           for v in config.sweep.grid for s in seeds]
 
 
+def by_value(config) -> list[tuple[float, list[int]]]:
+  """A sweep's values, each with its members' positions along the leading axis (`members`)."""
+  values = [m.value for m in members(config)]
+  return [(float(v), [i for i, w in enumerate(values) if w == float(v)])
+          for v in config.sweep.grid]
+
+
 def member_config(config, seed: int, value: float | None = None):
   """The config of one member of a run of several (seed `seed`, and `value` of the swept field
   in a sweep): the run of that member alone (num_seeds 1, no sweep)."""

@@ -156,10 +156,11 @@ def row(name: str, workdir: str, config, on: str, run_protocol: bool) -> str:
   how = (on, run_protocol)
   if not config.sweep.field:
     return _row(name, workdir, config, workdir_lib.members(config) if seeds(config) else [], how)
+  members = workdir_lib.members(config)
   return '\n'.join(
       _row(f'{name} {workdir_lib.value_name(config, v)}', workdir, config,
-           [m for m in workdir_lib.members(config) if m.value == float(v)], how)
-      for v in config.sweep.grid)
+           [members[i] for i in at], how)
+      for v, at in workdir_lib.by_value(config))
 
 
 def _row(name: str, workdir: str, config, members: list, how: tuple) -> str:
