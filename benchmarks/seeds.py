@@ -1,8 +1,10 @@
-r"""Many seeds in one program: S seeds vmapped in one compiled chunk against S single-seed runs.
+r"""Many seeds in one program: S seeds in one compiled chunk against S single-seed runs.
 
 `config.num_seeds=S` trains seeds seed, ..., seed + S - 1 as independent GANs in one compiled
-program (gan_jax/train_step.py's data-parallel seeds chunk: the step vmapped over a leading
-seed axis of the state). This times that program for each S in `--seeds` against the same S
+program (gan_jax/train_step.py's data-parallel seeds chunk over a leading seed axis of the
+state, its steps laid out as `config.train.member_axis`: 'vmap', batched into one computation,
+or 'map', one seed after another inside the call). This times that program for each S in
+`--seeds` and each layout in `--member_axes` against the same S
 seeds trained one after another in the same process, each with the single-seed program
 (config.num_seeds=1), both fed exactly as gan_jax/train.py's Trainer feeds them (the images on
 the device, each seed's EpochSampler indices and its own key, `--steps_per_call` steps per call).
@@ -14,6 +16,7 @@ The MNIST config (the paper's architecture, batch 100), `--rule` simultaneous, a
   python benchmarks/seeds.py --rule=both --seeds=1,2,4,8           # both update rules
   python benchmarks/seeds.py --seeds=1,2,4,8,16,32 --dtype=bfloat16  # GPU (also float32)
   python benchmarks/seeds.py --quick                               # smoke test, well under a minute
+  python benchmarks/seeds.py --seeds=1,4 --member_axes=map         # one layout only
 
 Every repeat times, for every S in turn, one call of the S-seed program and S calls of the
 single-seed program (alternating which goes first), then the reference matmul; nothing is timed
@@ -21,6 +24,8 @@ in a different phase from what it is compared with. Columns:
 
   * S: seeds in the program. S = 1 is the single-seed program against itself: the ratio's
     noise floor.
+  * members as: config.train.member_axis of the S-seed program ('auto' picks 'map' on a CPU,
+    'vmap' elsewhere).
   * one program, S programs in turn: seed-steps/s (S * steps / seconds), best of the repeats.
   * ratio: the throughput of the one program over the sequential runs, the median over the
     repeats of each repeat's (sequential seconds / one-program seconds) for the same
@@ -57,6 +62,7 @@ from benchmarks import common
 from benchmarks.common import best_rate, dense_shapes, load_images, make_config, step_flops
 from gan_jax import data
 from gan_jax import experiment
+from gan_jax import train_step
 from gan_jax import workdir
 
 RULES = ('simultaneous', 'alternating')
@@ -67,6 +73,8 @@ def define_flags() -> None:
   next to benchmarks/gpu.py, which has flags of the same names)."""
   flags.DEFINE_enum('rule', 'simultaneous', [*RULES, 'both'], 'Update rule(s) to time.')
   flags.DEFINE_list('seeds', ['1', '2', '4', '8'], 'Seeds per program, S.')
+  flags.DEFINE_list('member_axes', list(train_step.MEMBER_AXES),
+                    "config.train.member_axis values to time for S > 1: 'vmap', 'map'.")
   flags.DEFINE_integer('steps_per_call', 50, 'Steps per compiled call (timed: one call).')
   flags.DEFINE_integer('repeats', 3, 'Interleaved repeats; best and median reported.')
   flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
@@ -74,10 +82,13 @@ def define_flags() -> None:
   flags.DEFINE_bool('quick', False, 'Tiny networks and a few steps, for a smoke test.')
 
 
-def seeds_config(rule: str, dtype: str, num_seeds: int, steps_per_call: int, quick: bool):
-  """The MNIST config with `num_seeds` seeds; with `quick`, tiny networks and batch."""
+def seeds_config(rule: str, dtype: str, num_seeds: int, steps_per_call: int, quick: bool,
+                 member_axis: str = 'auto'):
+  """The MNIST config with `num_seeds` seeds laid out as `member_axis`; with `quick`, tiny
+  networks and batch."""
   config = make_config('mnist', rule, dtype)
   config.num_seeds, config.train.steps_per_call = num_seeds, steps_per_call
+  config.train.member_axis = member_axis
   if quick:
     m = config.model
     m.g_hidden, m.d_units, m.d_pieces = (32, 32), (16, 16), 3
@@ -147,9 +158,10 @@ def memory(program: Program, count: int) -> dict:
               temp_per_seed=float('nan') if temp is None else temp / seeds)
 
 
-def bench_rule(rule: str, seeds: list[int], steps: int, repeats: int, dtype: str,
-               quick: bool, images) -> dict:
-  """Times every S in `seeds` against S single-seed calls, and the matmul, interleaved."""
+def bench_rule(rule: str, seeds: list[int], axes: list[str], steps: int, repeats: int,
+               dtype: str, quick: bool, images) -> dict:
+  """Times every S in `seeds` (S > 1 laid out as each of `axes`) against S single-seed calls,
+  and the matmul, interleaved."""
   config = seeds_config(rule, dtype, 1, steps, quick)
   shape, n = images.shape[1:], len(images)
   # The single-seed program, compiled once, run for seeds seed, seed + 1, ... in turn.
@@ -166,12 +178,12 @@ def bench_rule(rule: str, seeds: list[int], steps: int, repeats: int, dtype: str
   mm_calls = max(2, int(steps * flops / mm_flops / 4))
 
   rows = []
-  for s in seeds:
-    many = seeds_config(rule, dtype, s, steps, quick)
+  for s, axis in [(s, a) for s in seeds for a in (['-'] if s == 1 else axes)]:
+    many = seeds_config(rule, dtype, s, steps, quick, 'auto' if s == 1 else axis)
     exp = experiment.build(many, shape, n)
     chunk = single_chunk if s == 1 else exp.parallel_chunk()
     program = Program(exp, chunk, images, on_device)
-    row = dict(rule=rule, seeds=s, program=program, multi=[], seq=[], recompiles=0)
+    row = dict(rule=rule, seeds=s, axis=axis, program=program, multi=[], seq=[], recompiles=0)
     before = len(common.compiles)
     row['first_call_s'] = timed(lambda p=program: (p.call(steps), p.wait()))
     program.call(steps)  # The second call as the Trainer makes it (`active` now on the device).
@@ -230,13 +242,13 @@ def print_report(results: list[dict], source: str, dtype: str, steps: int, repea
   for res in results:
     print(f"\n{res['rule']}: {res['flops'] / 1e9:.3f} GFLOP per seed-step; f32 matmul "
           f"{res['mm_shape']} {res['mm_gflops']:.0f} GFLOP/s (best of the repeats)")
-    print('\n| rule | S | one program seed-steps/s | S programs in turn seed-steps/s | ratio '
+    print('\n| rule | S | members as | one program seed-steps/s | S programs in turn seed-steps/s | ratio '
           '(min-max) | GFLOP/s (of matmul) | in turn GFLOP/s (of matmul) | first call s | '
           'warm-up compiles | recompiles | state MiB/seed | temp MiB/seed | finite |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     mm = res['mm_gflops']
     for r in res['rows']:
-      print(f"| {r['rule']} | {r['seeds']} | {r['multi_rate']:.2f} | {r['seq_rate']:.2f} | "
+      print(f"| {r['rule']} | {r['seeds']} | {r['axis']} | {r['multi_rate']:.2f} | {r['seq_rate']:.2f} | "
             f"{r['ratio']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
             f"{r['gflops']:.1f} ({r['gflops'] / mm:.0%}) | "
             f"{r['seq_gflops']:.1f} ({r['seq_gflops'] / mm:.0%}) | {r['first_call_s']:.1f} | "
@@ -244,8 +256,8 @@ def print_report(results: list[dict], source: str, dtype: str, steps: int, repea
             f"{r['temp_per_seed'] / 2**20:.1f} | {r['finite']} |")
 
 
-def run(rules, seeds, steps: int, repeats: int, dtype: str = 'float32',
-        quick: bool = False) -> tuple[list[dict], str]:
+def run(rules, seeds, steps: int, repeats: int, dtype: str = 'float32', quick: bool = False,
+        axes=train_step.MEMBER_AXES) -> tuple[list[dict], str]:
   """Every rule's rows (see bench_rule) and where the images came from."""
   common.count_compiles()
   if quick:
@@ -256,9 +268,9 @@ def run(rules, seeds, steps: int, repeats: int, dtype: str = 'float32',
     images, source = load_images('mnist', quick)
   results = []
   for rule in rules:
-    results.append(bench_rule(rule, seeds, steps, repeats, dtype, quick, images))
+    results.append(bench_rule(rule, seeds, list(axes), steps, repeats, dtype, quick, images))
     for row in results[-1]['rows']:  # Progress, in case a time limit cuts the run short.
-      print(f"{rule} S={row['seeds']}: {row['multi_rate']:.2f} vs {row['seq_rate']:.2f} "
+      print(f"{rule} S={row['seeds']} ({row['axis']}): {row['multi_rate']:.2f} vs {row['seq_rate']:.2f} "
             f"seed-steps/s, ratio {row['ratio']:.2f}x", flush=True)
   return results, source
 
@@ -270,7 +282,7 @@ def main(argv):
   seeds = [1, 2] if f.quick else [int(s) for s in f.seeds]
   steps, repeats = (2, 1) if f.quick else (f.steps_per_call, f.repeats)
   loads = [os.getloadavg()[0]]
-  results, source = run(rules, seeds, steps, repeats, f.dtype, f.quick)
+  results, source = run(rules, seeds, steps, repeats, f.dtype, f.quick, f.member_axes)
   loads.append(os.getloadavg()[0])
   print_report(results, source, f.dtype, steps, repeats, loads)
 

@@ -169,6 +169,10 @@ def base_config() -> ml_collections.ConfigDict:
       steps_per_call=50,          # Steps per compiled call (lax.scan); cuts dispatch overhead.
       keep_checkpoints=3,
       g_ema_decay=0.0,  # > 0 (e.g. 0.999): keep an EMA of G in training (eval.parzen.g_ema).
+      # Several members (num_seeds, sweep): 'vmap' batches their steps (wider dots, for
+      # accelerators), 'map' runs them one after another in the compiled call (a CPU's cores are
+      # full with one); 'auto' = 'map' on CPU, 'vmap' elsewhere. The same update either way.
+      member_axis='auto',
   ))
 
   config.eval = ml_collections.ConfigDict(dict(

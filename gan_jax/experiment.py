@@ -81,11 +81,22 @@ class Experiment:
                                       axis_name)
     return train_step.fixed(step, self.hypers()[0])
 
+  @property
+  def member_axis(self) -> str | None:
+    """How the members' steps are laid out (config.train.member_axis, 'auto' resolved for this
+    backend), or None for a run of one."""
+    if not self.stacked:
+      return None
+    axis = self.config.train.member_axis
+    if axis == 'auto':
+      return 'map' if jax.default_backend() == 'cpu' else 'vmap'
+    return axis
+
   def parallel_chunk(self):
     """The compiled training chunk over all local devices (train_step.data_parallel_chunk): a
     run of one's, or the members' (given their keys and own Hypers with each call)."""
     step = train_step.make_train_step(self.g_model, self.d_model, self.optimizer, self.spec)
-    return train_step.data_parallel_chunk(step, self.hypers()[0], self.stacked)
+    return train_step.data_parallel_chunk(step, self.hypers()[0], self.member_axis)
 
   def initial_state(self, train_images: np.ndarray | None) -> state_lib.GANState:
     """The freshly initialised state, on every device: each seed's as a run of that seed alone

@@ -271,59 +271,104 @@ def _merge(shared: Hypers, own: Hypers) -> Hypers:
   return jax.tree.map(lambda s, o: s if o is None else o, shared, own)
 
 
-def make_seeds_chunk(train_step: Callable, shared: Hypers) -> Callable:
-  """`make_train_chunk` for a state with a leading member axis: the step vmapped over members.
+MEMBER_AXES = ('vmap', 'map')
+
+
+def _over_members(fn: Callable, member_axis: str) -> Callable:
+  """`fn(state, images, *per_member)` over the members' leading axis (`images` shared).
+
+  'vmap' batches the members into one computation (wider dots: what an accelerator wants);
+  'map' runs them one after another inside the compiled call (`jax.lax.map`), each with the
+  arithmetic of its run alone and the temporaries of one member (faster on a CPU, whose cores
+  one member's dots already fill).
+  """
+  if member_axis == 'vmap':
+    return lambda state, images, *xs: jax.vmap(lambda s, *a: fn(s, images, *a))(state, *xs)
+  if member_axis == 'map':
+    return lambda state, images, *xs: jax.lax.map(lambda a: fn(a[0], images, *a[1:]),
+                                                  (state, *xs))
+  raise ValueError(f"Unknown member axis '{member_axis}': choose one of {MEMBER_AXES}.")
+
+
+def _where_members(mask, a, b):
+  """Member-wise select between two stacked pytrees: a where `mask` [members], else b."""
+  return jax.tree.map(lambda x, y: jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y),
+                      a, b)
+
+
+def make_seeds_chunk(train_step: Callable, shared: Hypers, member_axis: str = 'vmap') -> Callable:
+  """`make_train_chunk` for a state with a leading member axis: each member's steps, over members.
 
   `shared` (Python floats, see `split_hypers`) are constants of the compiled program; each
-  member's own numbers come with each call.
+  member's own numbers come with each call. `member_axis` ('vmap' or 'map', `_over_members`)
+  says how the members' steps are laid out; both compute the same update.
+
+  A member whose step is not finite stops there, keeping the state of its last good step, and
+  the others go on. The steps run unguarded (a per-step select over the whole state would cost
+  a tenth of the step); a chunk in which a member goes non-finite is then replayed for that
+  member up to its last good step, from the chunk's input (the same steps: the same state, to
+  float32 rounding). That happens once in a member's life; a member stopped before keeps its
+  input state.
 
   Returns:
     `chunk(state, images, indices, members, active) -> ((state, active), metrics)`: `indices`
     is [steps, members, minibatches_per_step, local_batch]; `members` is (rng, own), one base
-    key per member and `split_hypers`'s `own`, along the leading axis; `active` [members] bool.
-    A member whose step is not finite becomes inactive, and an inactive member keeps its state
-    (its last good step) from then on: one member's NaN stops that member alone, and the
-    returned `active` (fed to the next call) says so without a transfer to the host. Metrics are
-    [steps, members].
+    key per member and `split_hypers`'s `own`, along the leading axis; `active` [members] bool,
+    returned updated (fed to the next call: a stop needs no transfer to the host). Metrics are
+    [steps, members]; a stopped member's are meaningless from its first non-finite step on.
   """
 
-  def guarded(state, batch, member, active):
+  def run(state, images, indices, member):
     rng, own = member
-    new_state, metrics = train_step(state, batch, rng, _merge(shared, own))
-    keep = metrics['finite'] & active
-    new_state = jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_state, state)
-    return (new_state, keep), metrics
+    hypers = _merge(shared, own)
+    return jax.lax.scan(lambda s, idx: train_step(s, images[idx], rng, hypers), state, indices)
 
-  step = jax.vmap(guarded)
+  def replay(state, images, indices, member, good_steps):
+    rng, own = member
+    hypers = _merge(shared, own)
+    return jax.lax.fori_loop(
+        0, good_steps, lambda t, s: train_step(s, images[indices[t]], rng, hypers)[0], state)
 
   def chunk(state, images, indices, members, active):
-    def body(carry, idx):
-      state, active = carry
-      return step(state, images[idx], members, active)
+    per_member = jnp.swapaxes(indices, 0, 1)  # [members, steps, ...]
+    final, metrics = _over_members(run, member_axis)(state, images, per_member, members)
+    finite = metrics['finite']  # [members, steps]
+    # Each member's finite steps before its first non-finite one (all of them if none).
+    good_steps = jnp.argmin(jnp.pad(finite, ((0, 0), (0, 1))), axis=1)
+    failed = active & (good_steps < finite.shape[1])
+    kept = _where_members(active, final, state)
 
-    return jax.lax.scan(body, (state, active), indices)
+    def with_replay():
+      replayed = _over_members(replay, member_axis)(state, images, per_member, members,
+                                                    jnp.where(failed, good_steps, 0))
+      return _where_members(failed, replayed, kept)
+
+    state = jax.lax.cond(jnp.any(failed), with_replay, lambda: kept)
+    return (state, active & ~failed), jax.tree.map(lambda m: jnp.swapaxes(m, 0, 1), metrics)
 
   return chunk
 
 
-def data_parallel_chunk(train_step: Callable, shared: Hypers, members: bool = False) -> Callable:
+def data_parallel_chunk(train_step: Callable, shared: Hypers,
+                        member_axis: str | None = None) -> Callable:
   """The training chunk mapped over all local devices: data-parallel SGD on the global batch.
 
   Args:
     train_step: `make_train_step`'s step (mapped over parallel.AXIS).
     shared: the Hypers compiled in as constants: a run of one's, or what its members share.
-    members: whether the state has a leading member axis (`make_seeds_chunk`).
+    member_axis: None for a run of one; for a state with a leading member axis, how the members'
+      steps are laid out, 'vmap' or 'map' (`make_seeds_chunk`).
 
   Returns:
     `chunk(state, images, indices, rng) -> (state, metrics)` as `make_train_chunk`'s, with
     `indices` given per device, [devices, steps, minibatches_per_step, local_batch]; the
     state, images, key and the returned state and metrics are shared by every device. The
-    input state's buffers are donated. With `members`, `make_seeds_chunk`'s `chunk(state,
+    input state's buffers are donated. With `member_axis`, `make_seeds_chunk`'s `chunk(state,
     images, indices, members, active)`, indices [devices, steps, members, minibatches_per_step,
     local_batch].
   """
-  if members:
-    return parallel.over_devices(make_seeds_chunk(train_step, shared),
+  if member_axis is not None:
+    return parallel.over_devices(make_seeds_chunk(train_step, shared, member_axis),
                                  in_axes=(None, None, 0, None, None), out_axes=(None, None),
                                  donate_argnums=(0,))
   return parallel.over_devices(make_train_chunk(fixed(train_step, shared)),

@@ -178,6 +178,7 @@ def validate(config, device_count: int) -> None:
   for field in ('num_steps', 'log_every', 'checkpoint_every', 'sample_every', 'steps_per_call',
                 'keep_checkpoints'):
     _positive(t[field], f'train.{field}', integer=True)
+  _choice(t.member_axis, ('auto', *train_step.MEMBER_AXES), 'train.member_axis')
   g_ema_decay = t.g_ema_decay
   if isinstance(g_ema_decay, bool) or not 0.0 <= g_ema_decay < 1.0:
     raise ConfigError(f'config.train.g_ema_decay must be in [0, 1) (0 = off), got '

@@ -15,7 +15,7 @@ from gan_jax.errors import WorkdirError
 # Fields that may change between launches of the same run: how long and how often, not what.
 RESUMABLE_CHANGES = (
     'train.num_steps', 'train.log_every', 'train.checkpoint_every', 'train.sample_every',
-    'train.steps_per_call', 'train.keep_checkpoints', 'data.data_dir',
+    'train.steps_per_call', 'train.member_axis', 'train.keep_checkpoints', 'data.data_dir',
     'data.manual_dir', 'data.allow_download',
 )
 

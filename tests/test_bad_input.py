@@ -19,6 +19,8 @@ from gan_jax import workdir as workdir_lib
     ('data', 'name', 'imagenet', "Unknown data.name 'imagenet'"),
     ('train', 'generator_loss', 'hinge', "Unknown train.generator_loss 'hinge'"),
     ('train', 'update_rule', 'sequential', "Unknown train.update_rule 'sequential'"),
+    ('train', 'member_axis', 'pmap', r"Unknown train.member_axis 'pmap': choose one of \['auto', "
+     r"'map', 'vmap'\] \(--config.train.member_axis=...\)\.$"),
     ('model', 'prior', 'cauchy', "Unknown model.prior 'cauchy'"),
     ('optim', 'name', 'lbfgs', "Unknown optim.name 'lbfgs'"),
     ('train', 'k_steps', 0, 'k_steps .* must be an integer >= 1'),

@@ -20,13 +20,14 @@ def test_matmul_rate_is_positive():
 
 
 def test_seeds_quick():
-  """benchmarks/seeds.py --quick: every S row timed against the sequential runs, no recompiles."""
+  """benchmarks/seeds.py --quick: every S row (S > 1 as both member axes) timed against the
+  sequential runs, no recompiles."""
   results, _ = seeds.run(['simultaneous'], [1, 2], steps=2, repeats=1, quick=True)
   rows = results[0]['rows']
-  assert [r['seeds'] for r in rows] == [1, 2]
+  assert [(r['seeds'], r['axis']) for r in rows] == [(1, '-'), (2, 'vmap'), (2, 'map')]
   for r in rows:
     assert r['recompiles'] == 0 and r['finite']
     assert r['multi_rate'] > 0 and r['seq_rate'] > 0 and r['ratio'] > 0
     assert r['state_per_seed'] > 0 and r['temp_per_seed'] >= 0
   # Per seed, the stacked state is exactly one seed's.
-  assert rows[1]['state_per_seed'] == rows[0]['state_per_seed']
+  assert rows[1]['state_per_seed'] == rows[2]['state_per_seed'] == rows[0]['state_per_seed']

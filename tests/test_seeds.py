@@ -134,8 +134,8 @@ def _counting_seeds_chunk(traces):
   """train_step.make_seeds_chunk, counting the chunk's traces by its number of steps."""
   real = train_step.make_seeds_chunk
 
-  def make(step, shared):
-    chunk = real(step, shared)
+  def make(step, shared, member_axis):
+    chunk = real(step, shared, member_axis)
 
     def counted(state, images, indices, members, active):
       traces[indices.shape[0]] += 1  # Per device: [steps, seeds, minibatches, local batch].
@@ -181,6 +181,16 @@ def test_alternating_seeds_train_as_single_runs(tmp_path):
   for seed in SEEDS:
     _run(_config(num_seeds=1, seed=seed, **train), singles[seed])
   _assert_seeds_are_single_runs(multi, singles, _config(**train))
+
+
+def test_vmapped_seeds_train_as_single_runs(runs, tmp_path):
+  # The runs above lay the seeds out as config.train.member_axis='auto' does on a CPU ('map');
+  # 'vmap' (batched dots, the accelerators' choice) trains each seed as its run alone too.
+  config = _config()
+  config.train.member_axis = 'vmap'
+  multi = str(tmp_path / 'vmap')
+  _run(config, multi)
+  _assert_seeds_are_single_runs(multi, runs['singles'], config)
 
 
 # 3. What a run of several seeds writes.
@@ -396,6 +406,47 @@ def test_non_finite_seed_stops_alone(runs, tmp_path, caplog):
   assert [l['step'] for l in _metrics(_seed_dir(workdir, 3))] == [2, 4, 6, 8]
   assert [l['step'] for l in _metrics(_seed_dir(workdir, 4))] == [2]
   assert 'non-finite' not in caplog.text  # Not reported again as new.
+
+
+def _chunk_call(member_axis, poisoned_at=None, steps=4, state=None, active=(True, True)):
+  """One call of the two-seed chunk (`steps` steps from step 0 or `state`, 4 devices), as the
+  Trainer makes it; with `poisoned_at`, seed 4 goes non-finite at that step."""
+  exp = experiment.build(_config(), (28, 28, 1), NUM_EXAMPLES)
+  images = np.random.default_rng(0).uniform(size=(NUM_EXAMPLES, 28, 28, 1)).astype(np.float32)
+  make = _poisoned_train_step([4], poisoned_at) if poisoned_at else train_step.make_train_step
+  step = make(exp.g_model, exp.d_model, exp.optimizer, exp.spec)
+  chunk = train_step.data_parallel_chunk(step, exp.hypers()[0], member_axis)
+  devices, local_batch = jax.device_count(), exp.config.train.batch_size // jax.device_count()
+  idx = [data.EpochSampler(NUM_EXAMPLES, exp.config.train.batch_size, s).indices(0, steps)
+         .reshape(steps, 1, devices, local_batch) for s in SEEDS]
+  rng = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in SEEDS])
+  state = exp.initial_state(images) if state is None else state
+  (state, active), metrics = chunk(state, jax.device_put(images, exp.replicated),
+                                   np.stack(idx, 1).transpose(3, 0, 1, 2, 4),
+                                   (rng, exp.hypers()[1]),
+                                   jax.device_put(np.array(active), exp.replicated))
+  return state, np.asarray(active).tolist(), np.asarray(metrics['finite'])
+
+
+@pytest.mark.parametrize('member_axis', train_step.MEMBER_AXES)
+def test_seed_stops_mid_call_at_its_last_good_step(member_axis):
+  # Seed 4 goes non-finite at step 3 of a call of 4 steps: its state is that of step 2 (the call
+  # is replayed for it), seed 3's that of step 4, as in calls without the NaN.
+  state, active, finite = _chunk_call(member_axis, poisoned_at=3)
+  assert active == [True, False]
+  assert finite[:3].tolist() == [[True, True], [True, True], [True, False]]
+  assert np.asarray(state.step).tolist() == [4, 2]
+  clean_4 = _chunk_call(member_axis)[0]
+  clean_2 = _chunk_call(member_axis, steps=2)[0]
+  chex.assert_trees_all_close(state_lib.seed_slice(state, 0), state_lib.seed_slice(clean_4, 0),
+                              rtol=RTOL, atol=ATOL)
+  chex.assert_trees_all_close(state_lib.seed_slice(state, 1), state_lib.seed_slice(clean_2, 1),
+                              rtol=RTOL, atol=ATOL)
+  # Stopped, it keeps that state through later calls, bit for bit; seed 3 goes on.
+  frozen = jax.tree.map(np.asarray, state_lib.seed_slice(state, 1))
+  later, active, _ = _chunk_call(member_axis, state=state, active=active)
+  assert active == [True, False] and np.asarray(later.step).tolist() == [8, 2]
+  chex.assert_trees_all_equal(state_lib.seed_slice(later, 1), frozen)
 
 
 def test_every_seed_non_finite_stops_at_once(tmp_path):
