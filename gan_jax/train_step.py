@@ -275,7 +275,7 @@ MEMBER_AXES = ('vmap', 'map')
 
 
 def _over_members(fn: Callable, member_axis: str) -> Callable:
-  """`fn(state, images, *per_member)` over the members' leading axis (`images` shared).
+  """`fn` over the leading (member) axis of all its arguments.
 
   'vmap' batches the members into one computation (wider dots: what an accelerator wants);
   'map' runs them one after another inside the compiled call (`jax.lax.map`), each with the
@@ -283,10 +283,9 @@ def _over_members(fn: Callable, member_axis: str) -> Callable:
   one member's dots already fill).
   """
   if member_axis == 'vmap':
-    return lambda state, images, *xs: jax.vmap(lambda s, *a: fn(s, images, *a))(state, *xs)
+    return jax.vmap(fn)
   if member_axis == 'map':
-    return lambda state, images, *xs: jax.lax.map(lambda a: fn(a[0], images, *a[1:]),
-                                                  (state, *xs))
+    return lambda *args: jax.lax.map(lambda a: fn(*a), args)
   raise ValueError(f"Unknown member axis '{member_axis}': choose one of {MEMBER_AXES}.")
 
 
@@ -318,20 +317,21 @@ def make_seeds_chunk(train_step: Callable, shared: Hypers, member_axis: str = 'v
     [steps, members]; a stopped member's are meaningless from its first non-finite step on.
   """
 
-  def run(state, images, indices, member):
-    rng, own = member
-    hypers = _merge(shared, own)
-    return jax.lax.scan(lambda s, idx: train_step(s, images[idx], rng, hypers), state, indices)
-
-  def replay(state, images, indices, member, good_steps):
-    rng, own = member
-    hypers = _merge(shared, own)
-    return jax.lax.fori_loop(
-        0, good_steps, lambda t, s: train_step(s, images[indices[t]], rng, hypers)[0], state)
-
   def chunk(state, images, indices, members, active):
+    def member_step(member):
+      rng, own = member
+      hypers = _merge(shared, own)
+      return lambda s, idx: train_step(s, images[idx], rng, hypers)
+
+    def run(s, steps_indices, member):
+      return jax.lax.scan(member_step(member), s, steps_indices)
+
+    def replay(s, steps_indices, member, good_steps):
+      step = member_step(member)
+      return jax.lax.fori_loop(0, good_steps, lambda t, x: step(x, steps_indices[t])[0], s)
+
     per_member = jnp.swapaxes(indices, 0, 1)  # [members, steps, ...]
-    final, metrics = _over_members(run, member_axis)(state, images, per_member, members)
+    final, metrics = _over_members(run, member_axis)(state, per_member, members)
     finite = metrics['finite']  # [members, steps]
     # Each member's finite steps before its first non-finite one (all of them if none).
     good_steps = jnp.argmin(jnp.pad(finite, ((0, 0), (0, 1))), axis=1)
@@ -339,7 +339,7 @@ def make_seeds_chunk(train_step: Callable, shared: Hypers, member_axis: str = 'v
     kept = _where_members(active, final, state)
 
     def with_replay():
-      replayed = _over_members(replay, member_axis)(state, images, per_member, members,
+      replayed = _over_members(replay, member_axis)(state, per_member, members,
                                                     jnp.where(failed, good_steps, 0))
       return _where_members(failed, replayed, kept)
 
