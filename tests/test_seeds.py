@@ -337,6 +337,20 @@ def test_sigterm_and_sigkill_then_exact_resume(runs, tmp_path, caplog):
       np.testing.assert_array_equal(png, _pngs(_seed_dir(runs['multi'], seed))[name])
 
 
+def test_resume_with_the_other_member_axis(runs, tmp_path):
+  # How the seeds are laid out is not what the run is: a run to step 3 laid out as 'map' resumes
+  # as 'vmap' (no refusal) and ends where the run laid out as 'map' throughout ended.
+  workdir = str(tmp_path / 'relaid')
+  _run(_config(num_steps=3), workdir)
+  config = _config()
+  config.train.member_axis = 'vmap'
+  _run(config, workdir)
+  resumed, step = _state(_config(), workdir)
+  expected, _ = _state(_config(), runs['multi'])
+  assert step == 6
+  chex.assert_trees_all_close(resumed, expected, rtol=RTOL, atol=ATOL)
+
+
 # 5. A non-finite step stops its seed only.
 
 
