@@ -14,7 +14,6 @@ are deterministic given config.seed. A run of several seeds draws each seed's in
 
 from __future__ import annotations
 
-import functools
 import os
 
 import jax
@@ -27,6 +26,7 @@ from gan_jax import evaluation
 from gan_jax import experiment
 from gan_jax import mixture_figures
 from gan_jax import models
+from gan_jax import neighbours
 from gan_jax import state as state_lib
 from gan_jax import toy_figures
 from gan_jax import writers
@@ -38,67 +38,6 @@ WALK_ROWS, WALK_STEPS = 6, 10
 _SAMPLES_SALT, _NEAREST_SALT, _WALK_SALT = 10, 11, 12  # Figure 1's is toy_figures._TOY_SALT.
 # nearest.png: white gap before the neighbour, and the neighbour's border (colour, width).
 NN_GAP, NN_BORDER, NN_COLOUR = 3, 2, (255, 200, 0)
-
-
-@functools.partial(jax.jit, static_argnames=('block_size',))
-def _nearest_kernel(queries, train, block_size: int):
-  """Running argmin over blocks of the training set; see `nearest_neighbours`."""
-  n, q = train.shape[0], queries.shape[0]
-  hi = jax.lax.Precision.HIGHEST  # No reduced-precision (bf16/TF32) matmuls on accelerators.
-  t_norm = jnp.einsum('nd,nd->n', train, train, precision=hi)
-  q_norm = jnp.einsum('qd,qd->q', queries, queries, precision=hi)
-
-  def body(b, carry):
-    best_d, best_i = carry
-    # Blocks are slices of `train` itself (no padded copy): the last one is shifted back to end
-    # at row n, and the rows it shares with the block before are masked out.
-    start = jnp.minimum(b * block_size, n - block_size)
-    block = jax.lax.dynamic_slice_in_dim(train, start, block_size)
-    norms = jax.lax.dynamic_slice_in_dim(t_norm, start, block_size)
-    d = q_norm[:, None] + norms[None, :] - 2.0 * jnp.dot(queries, block.T, precision=hi)
-    rows = start + jnp.arange(block_size, dtype=jnp.int32)
-    d = jnp.where(rows[None, :] >= b * block_size, d, jnp.inf)
-    j = jnp.argmin(d, axis=1)  # The first (lowest index) of equal minima in the block.
-    dj = jnp.take_along_axis(d, j[:, None], axis=1)[:, 0]
-    better = dj < best_d  # Strict: on a tie the earlier block (lower index) keeps the place.
-    return jnp.where(better, dj, best_d), jnp.where(better, rows[j], best_i)
-
-  init = (jnp.full((q,), jnp.inf, queries.dtype), jnp.zeros((q,), jnp.int32))
-  dist, idx = jax.lax.fori_loop(0, -(-n // block_size), body, init)
-  return idx, jnp.maximum(dist, 0.0)  # Rounding can make a zero distance slightly negative.
-
-
-def nearest_neighbours(queries, train, block_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-  """The training example nearest (squared Euclidean) to each query.
-
-  Distances use the expansion ||x||^2 + ||y||^2 - 2 x.y, one matmul per block of `block_size`
-  training examples, with a running argmin, so memory is O(queries * block_size) whatever the
-  size of the training set.
-
-  Ties: among equal computed distances the lowest training index wins. The expansion rounds
-  differently from summing (x - y)^2, so two examples whose distances differ by less than about
-  1e-6 * (||x||^2 + ||y||^2) may come in either order.
-
-  Args:
-    queries: [Q, ...] float (e.g. samples [Q, H, W, C]).
-    train: [N, ...] float with the same trailing shape.
-    block_size: training examples per block.
-
-  Returns:
-    (indices int32 [Q], squared distances float32 [Q]) on the host.
-  """
-  queries, train = np.asarray(queries, np.float32), np.asarray(train, np.float32)
-  if queries.shape[1:] != train.shape[1:]:
-    raise ValueError(f'Queries of shape {queries.shape[1:]} cannot be compared with training '
-                     f'examples of shape {train.shape[1:]}: pass arrays of the same example shape.')
-  if len(train) == 0 or len(queries) == 0:
-    raise ValueError('nearest_neighbours needs at least one query and one training example.')
-  if block_size < 1:
-    raise ValueError(f'block_size must be positive, got {block_size}.')
-  block_size = min(block_size, len(train))
-  idx, dist = _nearest_kernel(queries.reshape(len(queries), -1), train.reshape(len(train), -1),
-                              block_size)
-  return np.asarray(idx), np.asarray(dist)
 
 
 def latent_walk(g_apply, g_params, key, rows: int, steps: int, z_dim: int, prior: str):
@@ -217,7 +156,8 @@ def _image_figures(exp, g, train: np.ndarray, key, out_dir: str) -> list[str]:
 
   rows = exp.generate(g, NEAREST_ROWS * NEAREST_COLS, jax.random.fold_in(key, _NEAREST_SALT))
   rows = rows.reshape(NEAREST_ROWS, NEAREST_COLS, *rows.shape[1:])
-  idx, _ = nearest_neighbours(rows[:, -1], train)
+  idx, _ = neighbours.nearest(rows[:, -1].reshape(NEAREST_ROWS, -1),
+                              train.reshape(len(train), -1))
   paths.append(_save(os.path.join(out_dir, 'nearest.png'),
                      nearest_layout(rows, train[idx], norm)))
 

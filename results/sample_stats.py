@@ -28,7 +28,7 @@ from gan_jax import checkpoint
 from gan_jax import data
 from gan_jax import evaluation
 from gan_jax import experiment
-from gan_jax import figures
+from gan_jax import neighbours
 from results import table1
 
 
@@ -43,7 +43,8 @@ def high_frequency_energy(images: np.ndarray) -> np.ndarray:
 
 def stats(samples: np.ndarray, test: np.ndarray) -> dict:
   """Nearest-sample squared distances of the test images, and the samples' pixel noise."""
-  _, d2 = figures.nearest_neighbours(test, samples)
+  _, dist = neighbours.nearest(test.reshape(len(test), -1), samples.reshape(len(samples), -1))
+  d2 = np.square(dist)
   return {'mean_d2': float(np.mean(d2)), 'median_d2': float(np.median(d2)),
           'hf_energy': float(np.mean(high_frequency_energy(samples)))}
 

@@ -1,4 +1,4 @@
-"""Figures 1-3: the nearest-neighbour kernel, latent walks, layouts, and make_figures end to end."""
+"""Figures 1-3: latent walks, layouts, and make_figures end to end."""
 
 import os
 
@@ -15,48 +15,6 @@ from gan_jax import api
 from gan_jax import checkpoint
 from gan_jax import figures
 from gan_jax import models
-
-
-def _brute_force(queries, train):
-  d = np.square(queries.reshape(len(queries), 1, -1).astype(np.float64)
-                - train.reshape(1, len(train), -1)).sum(-1)
-  return d.argmin(axis=1), d.min(axis=1)
-
-
-@pytest.mark.parametrize('block_size', [1, 64, 1000, 4096])
-def test_nearest_neighbours_match_brute_force(block_size):
-  rng = np.random.default_rng(0)
-  train = rng.uniform(size=(1037, 6, 6, 1)).astype(np.float32)  # 1037: blocks do not divide it.
-  queries = rng.uniform(size=(9, 6, 6, 1)).astype(np.float32)
-  queries[3] = train[1036]  # The very last example (in the padded block).
-  idx, dist = figures.nearest_neighbours(queries, train, block_size)
-  want_idx, want_dist = _brute_force(queries, train)
-  np.testing.assert_array_equal(idx, want_idx)
-  np.testing.assert_allclose(dist, want_dist, rtol=1e-4, atol=1e-4)
-  assert idx[3] == 1036 and dist[3] < 1e-4
-  assert idx.dtype == np.int32 and dist.dtype == np.float32
-
-
-def test_nearest_neighbours_ties_go_to_the_lowest_index():
-  rng = np.random.default_rng(1)
-  train = rng.normal(size=(130, 20)).astype(np.float32)
-  # Exact copies of example 40: one later in the same block of 32, one early in a later block,
-  # and one before it in an earlier block.
-  for i in (45, 65, 100):
-    train[i] = train[40]
-  train[3] = train[40]
-  idx, _ = figures.nearest_neighbours(train[40:41], train, block_size=32)
-  assert idx[0] == 3
-  train[3] = rng.normal(size=20)
-  idx, _ = figures.nearest_neighbours(train[40:41], train, block_size=32)
-  assert idx[0] == 40
-
-
-def test_nearest_neighbours_bad_input():
-  with pytest.raises(ValueError, match='same example shape'):
-    figures.nearest_neighbours(np.zeros((2, 5)), np.zeros((3, 4)))
-  with pytest.raises(ValueError, match='at least one'):
-    figures.nearest_neighbours(np.zeros((2, 4)), np.zeros((0, 4)))
 
 
 def test_latent_walk_ends_at_g_of_its_endpoints():
