@@ -193,6 +193,16 @@ def test_vmapped_seeds_train_as_single_runs(runs, tmp_path):
   _assert_seeds_are_single_runs(multi, runs['singles'], config)
 
 
+def test_member_axis_auto_is_map_on_cpu():
+  build = lambda config: experiment.build(config, (28, 28, 1), NUM_EXAMPLES)
+  assert jax.default_backend() == 'cpu'
+  assert build(_config()).member_axis == 'map'
+  assert build(_config(num_seeds=1)).member_axis is None  # A run of one has no member axis.
+  config = _config()
+  config.train.member_axis = 'vmap'
+  assert build(config).member_axis == 'vmap'
+
+
 # 3. What a run of several seeds writes.
 
 
