@@ -128,13 +128,14 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
   method = METHODS[config.eval.method]
   start = time.time()
   reference = method.data_samples(config)  # Which split, if any, serves as the samples.
+  if not reference:  # A config unlike the run's is refused before any data is read.
+    check_num_seeds(config, workdir)
   which = tuple(dict.fromkeys(method.SPLITS + ((reference,) if reference else ())))
   splits = data.load_splits(config.data, which)
   record = {'dataset': config.data.name, 'valid_split': config.data.valid_split,
             'test_split': config.data.test_split}
   if reference:
     return _score_data(config, method, reference, splits, (record, workdir))
-  check_num_seeds(config, workdir)
   exp = experiment.build(config, splits['test'].shape[1:])
   p = config.eval.parzen  # Which G: g_average / g_ema apply to every method.
   with checkpoint.Checkpointer.of_run(workdir) as ckpt:
