@@ -75,8 +75,8 @@ def train(config, workdir: str, allow_config_change: bool = False) -> dict:
   one = state_lib.seed_slice(state, 0) if exp.stacked else state
   logging.info('G: %d parameters, D: %d parameters%s.', state_lib.param_count(one.g_params),
                state_lib.param_count(one.d_params),
-               f'; {len(exp.members)} members in one program ({", ".join(map(str, exp.members))})'
-               if exp.stacked else '')
+               f'; {len(exp.members)} members in one program ({", ".join(map(str, exp.members))}'
+               f'; member_axis {exp.member_axis})' if exp.stacked else '')
   with checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                config.train.keep_checkpoints) as ckpt:
     state, host = _starting_state(exp, state, ckpt, workdir)
