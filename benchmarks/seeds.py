@@ -17,6 +17,10 @@ The MNIST config (the paper's architecture, batch 100), `--rule` simultaneous, a
   python benchmarks/seeds.py --seeds=1,2,4,8,16,32 --dtype=bfloat16  # GPU (also float32)
   python benchmarks/seeds.py --quick                               # smoke test, well under a minute
   python benchmarks/seeds.py --seeds=1,4 --member_axes=map         # one layout only
+  python benchmarks/seeds.py --rule=both --seeds=2,3 --identity_steps=200  # seeds vs alone, bitwise
+
+With `--identity_steps=N` it times nothing: it trains every seed of each S > 1 program (each
+layout) and each seed alone for N steps and says whether their states are bit-identical.
 
 Every repeat times, for every S in turn, one call of the S-seed program and S calls of the
 single-seed program (alternating which goes first), then the reference matmul; nothing is timed
@@ -62,6 +66,7 @@ from benchmarks import common
 from benchmarks.common import best_rate, dense_shapes, load_images, make_config, step_flops
 from gan_jax import data
 from gan_jax import experiment
+from gan_jax import state as state_lib
 from gan_jax import train_step
 from gan_jax import workdir
 
@@ -80,6 +85,9 @@ def define_flags() -> None:
   flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
                     'config.model.compute_dtype (bfloat16 is meant for a GPU).')
   flags.DEFINE_bool('quick', False, 'Tiny networks and a few steps, for a smoke test.')
+  flags.DEFINE_integer('identity_steps', 0,
+                       'If > 0, no timing: train every seed of each S > 1 program (each layout) '
+                       'and each seed alone for this many steps, and compare their states.')
 
 
 def seeds_config(rule: str, dtype: str, num_seeds: int, steps_per_call: int, quick: bool,
@@ -232,6 +240,32 @@ def bench_rule(rule: str, seeds: list[int], axes: list[str], steps: int, repeats
               mm_shape=f'[{batch},{g_shapes[1][0]}]x[{g_shapes[1][0]},{g_shapes[1][0]}]')
 
 
+def identity(rule: str, num_seeds: int, axis: str, steps: int, quick: bool, images) -> dict:
+  """Each seed of an S-seed program (laid out as `axis`) against that seed trained alone, after
+  `steps` steps fed as the Trainer feeds them: whether every leaf of every seed's state is
+  bit-identical, and the largest absolute difference."""
+  shape, n = images.shape[1:], len(images)
+  many = experiment.build(seeds_config(rule, 'float32', num_seeds, 50, quick, axis), shape, n)
+  on_device = jax.device_put(images, many.replicated)
+  programs = [Program(many, many.parallel_chunk(), images, on_device)]
+  for seed in many.seeds:
+    alone = experiment.build(workdir.member_config(
+        seeds_config(rule, 'float32', 1, 50, quick), seed), shape, n)
+    programs.append(Program(alone, alone.parallel_chunk(), images, on_device))
+  for program in programs:
+    for first in range(0, steps, 50):
+      program.call(min(50, steps - first))
+    program.wait()
+  pairs = [(state_lib.seed_slice(programs[0].state, i), p.state)
+           for i, p in enumerate(programs[1:])]
+  leaves = [(np.asarray(a), np.asarray(b)) for x, y in pairs
+            for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y))]
+  diff = max(float(np.max(np.abs(a.astype(np.float64) - b))) for a, b in leaves)
+  return dict(rule=rule, seeds=num_seeds, axis=axis, steps=steps, max_abs_diff=diff,
+              identical=all(np.array_equal(a, b) for a, b in leaves),
+              finite=all(p.finite for p in programs))
+
+
 def print_report(results: list[dict], source: str, dtype: str, steps: int, repeats: int,
                  loads) -> None:
   dev = jax.devices()[0]
@@ -281,6 +315,16 @@ def main(argv):
   rules = RULES if f.rule == 'both' else (f.rule,)
   seeds = [1, 2] if f.quick else [int(s) for s in f.seeds]
   steps, repeats = (2, 1) if f.quick else (f.steps_per_call, f.repeats)
+  if f.identity_steps:
+    images = load_images('mnist', f.quick)[0]
+    for rule in rules:
+      for s in (s for s in seeds if s > 1):
+        for axis in f.member_axes:
+          r = identity(rule, s, axis, f.identity_steps, f.quick, images)
+          print(f"{rule} S={s} ({axis}), {r['steps']} steps: every seed bit-identical to its run "
+                f"alone: {r['identical']} (largest difference {r['max_abs_diff']:.3g}; finite "
+                f"{r['finite']})", flush=True)
+    return
   loads = [os.getloadavg()[0]]
   results, source = run(rules, seeds, steps, repeats, f.dtype, f.quick, f.member_axes)
   loads.append(os.getloadavg()[0])

@@ -31,3 +31,12 @@ def test_seeds_quick():
     assert r['state_per_seed'] > 0 and r['temp_per_seed'] >= 0
   # Per seed, the stacked state is exactly one seed's.
   assert rows[1]['state_per_seed'] == rows[2]['state_per_seed'] == rows[0]['state_per_seed']
+
+
+def test_seeds_identity_check_runs():
+  """benchmarks/seeds.py --identity_steps: every seed of a 2-seed program against its run alone."""
+  images = seeds.load_images('mnist', True)[0][:256]
+  for axis in ('vmap', 'map'):
+    r = seeds.identity('simultaneous', 2, axis, steps=3, quick=True, images=images)
+    assert r['finite'] and isinstance(r['identical'], bool)
+    assert 0.0 <= r['max_abs_diff'] <= 1e-6  # Float32 rounding at most (bit-identical here).
