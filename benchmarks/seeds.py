@@ -119,19 +119,11 @@ class Program:
     self.step = 0
     self.finite = True
 
-  def indices(self, count: int) -> np.ndarray:
-    """Trainer._steps's indices for `count` steps from self.step (this process's devices)."""
-    per_step = self.exp.spec.minibatches_per_step
-    num_devices = jax.device_count()
-    local_batch = self.exp.config.train.batch_size // num_devices
-    idx = [sampler.indices(self.step * per_step, count * per_step).reshape(
-        count, per_step, num_devices, local_batch) for sampler in self.samplers]
-    if not self.exp.stacked:
-      return idx[0].transpose(2, 0, 1, 3)
-    return np.stack(idx, axis=1).transpose(3, 0, 1, 2, 4)
-
   def args(self, count: int) -> tuple:
-    idx = self.indices(count)
+    """The chunk's arguments for `count` steps from self.step, as Trainer._steps gives them."""
+    idx = train_step.chunk_indices(self.samplers, self.step, count,
+                                   self.exp.spec.minibatches_per_step,
+                                   self.exp.config.train.batch_size)
     if self.exp.stacked:
       return self.state, self.images, idx, (self.rng, self.own_hypers), self.active
     return self.state, self.images, idx, self.rng

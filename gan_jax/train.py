@@ -32,6 +32,7 @@ from gan_jax import parzen_protocol
 from gan_jax import progress
 from gan_jax import quality_protocol
 from gan_jax import state as state_lib
+from gan_jax import train_step
 from gan_jax import validation
 from gan_jax import warm_start
 from gan_jax import workdir as workdir_lib
@@ -227,18 +228,12 @@ class Trainer:
 
   def _steps(self, state, first: int, count: int, active):
     """`count` steps from step `first` in one compiled call: (state, active, metrics)."""
-    per_step = self.exp.spec.minibatches_per_step
-    num_devices = jax.device_count()
-    local_batch = self.exp.config.train.batch_size // num_devices
-    # Indices of the global batches, [count, per_step, B] for each seed; each device takes its
-    # slice of B, and this process feeds its own devices.
-    idx = [sampler.indices(first * per_step, count * per_step).reshape(
-        count, per_step, num_devices, local_batch) for sampler in self.samplers]
+    # Each device takes its slice of every global batch; this process feeds its own devices.
+    idx = train_step.chunk_indices(self.samplers, first, count, self.exp.spec.minibatches_per_step,
+                                   self.exp.config.train.batch_size)[self.devices_here]
     if not self.exp.stacked:
-      idx = idx[0].transpose(2, 0, 1, 3)[self.devices_here]
       state, metrics = self.chunk(state, self.images, idx, self.rng)
       return state, active, metrics
-    idx = np.stack(idx, axis=1).transpose(3, 0, 1, 2, 4)[self.devices_here]
     (state, active), metrics = self.chunk(state, self.images, idx, (self.rng, self.own_hypers),
                                           active)
     return state, active, metrics

@@ -318,17 +318,16 @@ def make_seeds_chunk(train_step: Callable, shared: Hypers, member_axis: str = 'v
   """
 
   def chunk(state, images, indices, members, active):
-    def member_step(member):
+    def run(s, steps_indices, member):  # A member's call: the chunk of its run alone.
       rng, own = member
-      hypers = _merge(shared, own)
-      return lambda s, idx: train_step(s, images[idx], rng, hypers)
-
-    def run(s, steps_indices, member):
-      return jax.lax.scan(member_step(member), s, steps_indices)
+      return make_train_chunk(fixed(train_step, _merge(shared, own)))(s, images, steps_indices,
+                                                                       rng)
 
     def replay(s, steps_indices, member, good_steps):
-      step = member_step(member)
-      return jax.lax.fori_loop(0, good_steps, lambda t, x: step(x, steps_indices[t])[0], s)
+      rng, own = member
+      step = fixed(train_step, _merge(shared, own))
+      return jax.lax.fori_loop(
+          0, good_steps, lambda t, x: step(x, images[steps_indices[t]], rng)[0], s)
 
     per_member = jnp.swapaxes(indices, 0, 1)  # [members, steps, ...]
     final, metrics = _over_members(run, member_axis)(state, per_member, members)
@@ -347,6 +346,19 @@ def make_seeds_chunk(train_step: Callable, shared: Hypers, member_axis: str = 'v
     return (state, active & ~failed), jax.tree.map(lambda m: jnp.swapaxes(m, 0, 1), metrics)
 
   return chunk
+
+
+def chunk_indices(samplers: list, first: int, count: int, per_step: int,
+                  batch_size: int) -> np.ndarray:
+  """The `indices` of `data_parallel_chunk`'s call for `count` steps from step `first`, for every
+  device: [devices, count, per_step, local_batch] from one data.EpochSampler (a run of one), or
+  [devices, count, members, per_step, local_batch] from one per member."""
+  devices = jax.device_count()
+  idx = [sampler.indices(first * per_step, count * per_step).reshape(
+      count, per_step, devices, batch_size // devices) for sampler in samplers]
+  if len(samplers) == 1:
+    return idx[0].transpose(2, 0, 1, 3)
+  return np.stack(idx, axis=1).transpose(3, 0, 1, 2, 4)
 
 
 def data_parallel_chunk(train_step: Callable, shared: Hypers,

@@ -440,13 +440,11 @@ def _chunk_call(member_axis, poisoned_at=None, steps=4, state=None, active=(True
   make = _poisoned_train_step([4], poisoned_at) if poisoned_at else train_step.make_train_step
   step = make(exp.g_model, exp.d_model, exp.optimizer, exp.spec)
   chunk = train_step.data_parallel_chunk(step, exp.hypers()[0], member_axis)
-  devices, local_batch = jax.device_count(), exp.config.train.batch_size // jax.device_count()
-  idx = [data.EpochSampler(NUM_EXAMPLES, exp.config.train.batch_size, s).indices(0, steps)
-         .reshape(steps, 1, devices, local_batch) for s in SEEDS]
+  samplers = [data.EpochSampler(NUM_EXAMPLES, exp.config.train.batch_size, s) for s in SEEDS]
+  idx = train_step.chunk_indices(samplers, 0, steps, 1, exp.config.train.batch_size)
   rng = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in SEEDS])
   state = exp.initial_state(images) if state is None else state
-  (state, active), metrics = chunk(state, jax.device_put(images, exp.replicated),
-                                   np.stack(idx, 1).transpose(3, 0, 1, 2, 4),
+  (state, active), metrics = chunk(state, jax.device_put(images, exp.replicated), idx,
                                    (rng, exp.hypers()[1]),
                                    jax.device_put(np.array(active), exp.replicated))
   return state, np.asarray(active).tolist(), np.asarray(metrics['finite'])
